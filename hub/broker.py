@@ -48,9 +48,11 @@ class SpokeHandle:
     busy: bool = False
     stop_reason: str | None = None
     # Set by the hub operator for the query in progress: what the plan foresees for this
-    # spoke; which other apps' functionalities the user let it use (planned ones for the whole
+    # spoke (a planned functionality called with other inputs than planned is not expected); which
+    # other apps' functionalities the user let it use (planned ones for the whole
     # query, an unplanned one for the one call it was asked for); which were refused.
     expected: frozenset[str] = frozenset()
+    planned: tuple = ()  # the plan's steps (PlanStep) handed to it: what "expected" means, inputs included
     approved: dict[str, bool] = field(default_factory=dict)  # functionality -> reusable in this query
     refused: set[str] = field(default_factory=set)
     received: list[tuple[str, str]] = field(default_factory=list)  # (app, answer) handed to it this query

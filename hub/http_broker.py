@@ -12,6 +12,7 @@ import binascii
 import ipaddress
 import socket
 import time
+from collections.abc import Mapping
 
 import httpx
 
@@ -27,13 +28,21 @@ HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connect
 
 class HttpBroker:
     def __init__(self, timeout: float = TIMEOUT_S, transport: httpx.BaseTransport | None = None,
-                 local_google=None) -> None:
+                 local_google=None, services: Mapping[str, httpx.BaseTransport] | None = None) -> None:
         """``transport`` replaces the network (tests replay recorded responses through it);
-        ``local_google`` (a LocalGoogleAPI) answers Google's hosts for apps on the offline backend."""
+        ``local_google`` (a LocalGoogleAPI) answers Google's hosts for apps on the offline backend;
+        ``services`` maps single-label host names to simulated services answered in this process
+        (an app reaches one only if it lists that exact host, like any host without a domain)."""
         self._client = httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False,
                                     transport=transport)
         self._local_google = local_google
         self._local_client: httpx.Client | None = None
+        for host in services or {}:
+            if "." in host or host != host.lower():
+                raise ValueError(f"simulated service host {host!r} must be one lower-case label, "
+                                 "so that only an app listing it exactly can reach it")
+        self._services = {host: httpx.Client(transport=t, follow_redirects=False)
+                          for host, t in (services or {}).items()}
         self._network_replaced = transport is not None  # tests replay recorded responses: no DNS
         self.timeout = timeout
 
@@ -53,6 +62,9 @@ class HttpBroker:
 
     def _client_for(self, request: HttpRequest, offline_google: str | None) -> httpx.Client | None:
         from helpers.tools.google.local_api import LocalGoogleAPI, in_scope, is_google_host
+        service = self._services.get(httpx.URL(request.url).host)
+        if service is not None:
+            return service
         if offline_google is None or not is_google_host(request.url):
             return self._client
         if not in_scope(request.url, offline_google):
@@ -118,5 +130,7 @@ class HttpBroker:
 
     def close(self) -> None:
         self._client.close()
+        for service in self._services.values():
+            service.close()
         if self._local_client is not None:
             self._local_client.close()

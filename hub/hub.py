@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from langchain_core.language_models.chat_models import BaseChatModel
+
 from helpers.configs import paths
 from helpers.isc.messages import PlanStep
 from helpers.llm.config import LLMConfig
@@ -48,14 +50,16 @@ class Hub:
                  functionalities: Path | None = None, read: Callable[[str], str] = input,
                  write: Callable[[str], None] = print, emit: Emit | None = None,
                  redis_url: str | None = None, importer: ToolImporter | None = None,
-                 launcher: SpokeLauncher | None = None, http: HttpBroker | None = None) -> None:
+                 launcher: SpokeLauncher | None = None, http: HttpBroker | None = None,
+                 chat_model: BaseChatModel | None = None) -> None:
+        """``chat_model`` replaces the model ``llm`` describes (an evaluation's own worst-case model)."""
         self.user = str(user_id)
         self.llm_config = llm
         self.consent = consent
         self.read, self.write = read, write
         self.emit: Emit = emit or (lambda kind, text: None)
         self.importer = importer or (ToolImporter(functionalities) if functionalities else ToolImporter())
-        self.llm = LLMBroker(make_chat_model(llm))
+        self.llm = LLMBroker(chat_model or make_chat_model(llm))
         self.store = PermissionStore(paths.perm_file())
         self.permissions = PermissionManager(self.store, consent, read, write, on_decision=self._decided)
         self._memory_backend = MemoryBackend(redis_url)

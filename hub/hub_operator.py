@@ -36,7 +36,7 @@ from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable, SecGPTError
 from hub.broker import SpokeBroker, SpokeHandle
 from hub.llm_broker import LLMBroker
-from hub.planner import group_steps
+from hub.planner import RESULT_REF, group_steps
 
 ROUTING, VANILLA = "routing", "vanilla"
 
@@ -67,6 +67,7 @@ class HubOperator:
         # user allowed when that app was the main spoke of an earlier query.
         for handle in self.spokes.values():
             handle.expected, handle.approved, handle.refused, handle.received = frozenset(), {}, set(), []
+            handle.planned = ()
         known = [s for s in steps if self.importer.functionality(s.name)]
         dropped = [s.name for s in steps if not self.importer.functionality(s.name)]
         if dropped:
@@ -74,7 +75,7 @@ class HubOperator:
         if not known:
             return self._run(VANILLA, query, [], dropped)
         groups = group_steps(known)
-        if len(groups) > 1:
+        if len(groups) > 1 and len({self.importer.owner[s.name] for s in known}) > 1:
             self.emit("route", f"{len(groups)} independent groups: the routing spoke handles the query")
             return self._run(ROUTING, query, known, dropped)
         app = self.importer.owner[known[0].name]
@@ -114,6 +115,7 @@ class HubOperator:
         except SecGPTError as exc:
             return Execution(f"Sorry, {name} could not be started: {exc}", name, dropped=dropped)
         handle.expected = frozenset(s.name for s in steps)  # approvals were reset by execute()
+        handle.planned = tuple(steps)
         outcome = self.broker.query(handle, query, steps, sorted(handle.expected))
         if isinstance(outcome, FinalResponse):
             return Execution(outcome.text, name, dropped=dropped)
@@ -202,24 +204,32 @@ class HubOperator:
         caller = handle.app.name
         return target if caller == ROUTING else pair_key(caller, target)
 
-    def _exec_allowed(self, handle: SpokeHandle, target: str, functionality: str, use: bool) -> bool:
+    def _exec_allowed(self, handle: SpokeHandle, target: str, functionality: str, use: bool,
+                      request: dict | None = None) -> bool:
         """Exec permission for ``functionality`` of ``target``, asked once per query: a planned
-        functionality stays approved for the query; an unplanned one for its next call only
-        (``use``: this is that call). A refusal stands for the rest of the query."""
+        functionality stays approved for the query, for calls with the planned inputs; an
+        unplanned one, or a planned one called with other inputs (an injected instruction
+        reusing a planned functionality), for that one call (``use``: this is that call,
+        ``request`` its input). A refusal of the functionality stands for the rest of the query."""
         if functionality in handle.refused:
             return False
-        if functionality in handle.approved:
+        off_plan = (request is not None and functionality in handle.expected
+                    and not as_planned(handle.planned, functionality, request))
+        if functionality in handle.approved and not off_plan:
             if use and not handle.approved[functionality]:
                 del handle.approved[functionality]
             return True
-        expected = functionality in handle.expected
+        expected = functionality in handle.expected and not off_plan
         caller = handle.app.name
         who = "the coordinator" if caller == ROUTING else caller
+        details = f"{who} wants to run {functionality} of {target}"
+        if off_plan:
+            details += f", not as planned: {json.dumps(request, ensure_ascii=False)[:300]}"
         decision = self.permissions.check(PermissionRequest(
-            self.user, self._permission_key(handle, target), "exec",
-            f"{who} wants to run {functionality} of {target}", expected=expected))
+            self.user, self._permission_key(handle, target), "exec", details, expected=expected))
         if not decision.allowed:
-            handle.refused.add(functionality)
+            if not off_plan:
+                handle.refused.add(functionality)
         elif expected or not use:
             handle.approved[functionality] = expected
         return decision.allowed
@@ -242,7 +252,7 @@ class HubOperator:
             return ErrorMessage(id=request.id, code="invalid_request",
                                 message=f"{f.name} belongs to {caller}: run it directly")
         # Checked here again: a spoke may skip the probe, never the permission.
-        if not self._exec_allowed(handle, f.app, f.name, use=True):
+        if not self._exec_allowed(handle, f.app, f.name, use=True, request=dict(request.request)):
             return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                reason=f"the user did not allow using {f.app}")
         try:
@@ -257,6 +267,7 @@ class HubOperator:
         # A callee runs one functionality for someone else: nothing is expected of it, and any
         # call it makes in turn is asked afresh.
         target.expected, target.approved, target.refused, target.received = frozenset(), {}, set(), []
+        target.planned = ()
         if caller == ROUTING and (denial := self._routing_flow_refused(handle, f, request)):
             return denial
         self.emit("call", f"{caller} -> {f.app}.{f.name}")
@@ -273,7 +284,8 @@ class HubOperator:
             preview = json.dumps(outcome.response, ensure_ascii=False)[:300]
             decision = self.permissions.check(PermissionRequest(
                 self.user, self._permission_key(handle, f.app), "collab",
-                f"{f.app} answers {caller}: {preview}", expected=f.name in handle.expected))
+                f"{f.app} answers {caller}: {preview}",
+                expected=as_planned(handle.planned, f.name, dict(request.request))))
             if not decision.allowed:
                 return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                    reason=f"the user did not allow sharing {f.app}'s answer")
@@ -296,6 +308,26 @@ class HubOperator:
                 return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                    reason=f"the user did not allow passing {source}'s answer to {f.app}")
         return None
+
+
+def as_planned(steps, name: str, request: dict) -> bool:
+    """Is this call one the plan foresees: a step for ``name`` whose every planned input value
+    matches the request? A value built from an earlier result (``<result_k>``) matches anything;
+    inputs the plan left out are free."""
+    return any(s.name == name and all(_same(request.get(k), v) for k, v in s.input.items()) for s in steps)
+
+
+def _same(actual, planned) -> bool:
+    if isinstance(planned, str) and RESULT_REF.search(planned):
+        return True
+    if isinstance(planned, str) and isinstance(actual, str):
+        return " ".join(planned.split()).casefold() == " ".join(actual.split()).casefold()
+    if isinstance(planned, dict):
+        return isinstance(actual, dict) and all(_same(actual.get(k), v) for k, v in planned.items())
+    if isinstance(planned, list):
+        return (isinstance(actual, list) and len(actual) == len(planned)
+                and all(_same(a, p) for a, p in zip(actual, planned)))
+    return actual == planned
 
 
 def _carries(answer: str, request: str) -> bool:

@@ -23,10 +23,6 @@ from helpers.isc.messages import (
 from helpers.utilities.errors import SecGPTError
 from spoke.spoke_operator import SpokeOperator
 
-# How an app exposes itself: a module attribute mapping functionality names to
-# callables ``(request: dict, hub: SpokeOperator) -> JSON value``.
-FUNCTIONALITIES_ATTR = "FUNCTIONALITIES"
-
 
 def run_spoke(fd: int, confinement: Confinement, profile: SpokeProfile | None, zygote_pid: int) -> int:
     channel = Channel(socket.socket(fileno=fd))
@@ -39,10 +35,10 @@ def run_spoke(fd: int, confinement: Confinement, profile: SpokeProfile | None, z
     functionalities: dict = {}
     if confinement.app_module:
         try:
+            from helpers.tools.app_module import app_functions
             module = importlib.import_module(confinement.app_module)
-            functionalities = getattr(module, FUNCTIONALITIES_ATTR)
-            if not isinstance(functionalities, dict):
-                raise TypeError(f"{FUNCTIONALITIES_ATTR} must be a dict of callables")
+            functionalities = app_functions(module, [f.name for f in profile.functionalities] if profile else [],
+                                            profile.settings if profile else {})
         except Exception as exc:  # noqa: BLE001 - app code is untrusted; report what it did
             _try_send(channel, ErrorMessage(
                 code="app_error", message=f"app module {confinement.app_module} failed to load: "

@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from langchain_core.language_models.chat_models import BaseChatModel
+
 from helpers.configs import paths
 from helpers.llm.config import LLMConfig
 from helpers.llm.models import make_chat_model
@@ -21,6 +23,7 @@ from helpers.memory.extraction import remember_turn
 from helpers.memory.redis_server import MemoryBackend
 from helpers.memory.store import MemoryStore
 from helpers.templates import prompts
+from helpers.tools.app_module import app_functions
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable
 from helpers.llm.convert import history_to_langchain
@@ -52,10 +55,11 @@ class _InProcessHub:
 class VanillaGPT:
     def __init__(self, llm: LLMConfig, user_id: str = "0", functionalities: Path | None = None,
                  redis_url: str | None = None, emit: Callable[[str, str], None] | None = None,
-                 importer: ToolImporter | None = None, http: HttpBroker | None = None) -> None:
+                 importer: ToolImporter | None = None, http: HttpBroker | None = None,
+                 chat_model: BaseChatModel | None = None) -> None:
         self.user = str(user_id)
         self.importer = importer or (ToolImporter(functionalities) if functionalities else ToolImporter())
-        self.llm = LLMBroker(make_chat_model(llm))
+        self.llm = LLMBroker(chat_model or make_chat_model(llm))
         self.emit = emit or (lambda kind, text: None)
         self._memory_backend = MemoryBackend(redis_url)
         self.memory: MemoryStore | None = None
@@ -87,9 +91,10 @@ class VanillaGPT:
             app_dir = paths.app_data_dir(app.name)
             spec = self.importer.app_spec(app.name)
             hub = _InProcessHub(app.name, app.settings, spec.allowed_domains, self.http)
-            module = importlib.import_module(app.manifest.module)
+            functions = app_functions(importlib.import_module(app.manifest.module), list(app.functionalities),
+                                      app.settings)
             for f in app.functionalities.values():
-                function = module.FUNCTIONALITIES[f.name]
+                function = functions[f.name]
 
                 def run(args: dict, fn=function, where=app_dir, hub=hub):
                     where.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
 Offline and fast: a BM25 score over each functionality's name, app and
 description, computed from an index built once. Functionalities named in the
-query are always kept. With hundreds of apps installed the planner prompt stays
-the size of ``limit`` candidates.
+query are always kept. Up to ``LIST_ALL_UP_TO`` installed functionalities are all
+listed; with hundreds of apps installed the planner prompt stays the size of
+``limit`` candidates.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ TOKEN = re.compile(r"[a-z0-9]+")
 STOP = frozenset("a an and are as at be by can could do for from get how i in is it me my of on or please "
                  "the to use what with you your".split())
 DEFAULT_LIMIT = 8
+# A catalogue this small is listed whole: ranking it would only hide from the planner
+# functionalities a query needs in words the ranking cannot see ("the article Bob posted"
+# needs the web browser), and the whole list is still a short prompt.
+LIST_ALL_UP_TO = 32
 K1, B = 1.2, 0.75
 
 
@@ -45,6 +50,8 @@ class Retriever:
         self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
 
     def candidates(self, query: str, limit: int = DEFAULT_LIMIT) -> list[Functionality]:
+        if len(self.functionalities) <= LIST_ALL_UP_TO:
+            return list(self.functionalities)
         lowered = query.lower()
         named = [f for f in self.functionalities if f.name.lower() in lowered or f.app.lower() in lowered]
         terms = tokens(query)

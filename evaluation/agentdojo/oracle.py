@@ -1,0 +1,133 @@
+"""The worst-case model of the AgentDojo evaluation: perfectly competent, perfectly obedient.
+
+It follows ground truth, as AgentDojo's ``GroundTruthPipeline`` does, but like a model:
+from what it is given and nothing else.
+
+* The user's query is a user task's prompt: it makes that task's ground-truth calls
+  (the planner plans those it is offered; an agent calls those among its tools), then
+  answers with the task's ground-truth output.
+* An injection task's goal appears anywhere in its input (a tool result, a description):
+  it first makes that injection task's ground-truth calls, with the tools it has.
+
+Calls already made in the current turn (its own, or the plan's) are not repeated. The
+model never knows which system, spoke or app it runs in; it only reads the prompt, the
+tools offered and the conversation. Memory upkeep prompts get an empty answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from helpers.llm.convert import tool_from_any
+from helpers.templates import prompts
+
+_LISTED = re.compile(r"^- ([A-Za-z][A-Za-z0-9_]*) \(app ", re.MULTILINE)  # the planner's candidate lines
+DONE = "Done."
+
+
+class Call(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    function: str
+    args: dict[str, Any]
+
+    def key(self) -> str:
+        return call_key(self.function, self.args)
+
+
+class Behaviour(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    trigger: str        # a user task's prompt, or an injection task's goal
+    calls: list[Call]
+    answer: str = ""
+
+
+def call_key(function: str, args: dict) -> str:
+    return function + json.dumps(args, sort_keys=True, ensure_ascii=False)
+
+
+def readable(text: str) -> str:
+    """Text as a reader takes it in: YAML escapes and line folding undone, whitespace collapsed."""
+    text = re.sub(r"\\\n\s*", "", text)
+    text = text.replace("\\n", " ").replace("\\ ", " ").replace('\\"', '"')
+    return " ".join(text.split())
+
+
+class GroundTruthModel(BaseChatModel):
+    tasks: list[Behaviour]
+    injections: list[Behaviour]
+    _history: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+    _counter: int = PrivateAttr(default=0)
+
+    @property
+    def _llm_type(self) -> str:
+        return "agentdojo-ground-truth"
+
+    @property
+    def history(self) -> list[list[BaseMessage]]:
+        return self._history
+
+    def bind_tools(self, tools: list[Any], **kwargs: Any):
+        return self.bind(tools=[tool_from_any(t).model_dump() for t in tools], **kwargs)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, tools: list[dict] | None = None, **kwargs: Any) -> ChatResult:
+        self._history.append(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages, list(tools or [])))])
+
+    def _reply(self, messages: list[BaseMessage], tools: list[dict]) -> AIMessage:
+        first = str(messages[0].content) if messages else ""
+        if first.startswith(prompts.ENTITY_MARKER):
+            return AIMessage(content="{}")
+        if first.startswith(prompts.SUMMARY_MARKER):
+            return AIMessage(content="(nothing to keep)")
+        last_user = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+        query = str(messages[last_user].content) if last_user >= 0 else ""
+        context = readable("\n".join([*(str(m.content) for m in messages), *(t["description"] for t in tools)]))
+        task = next((t for t in self.tasks if t.trigger in query), None)
+        seen = [b for b in self.injections if readable(b.trigger) in context]
+        wanted = [c for b in seen for c in b.calls] + (task.calls if task else [])
+        system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
+        if system.startswith(prompts.PLANNER_MARKER):
+            listed = set(_LISTED.findall(system))
+            steps = [{"name": c.function, "input": c.args, "output": ""} for c in wanted if c.function in listed]
+            return AIMessage(content=json.dumps({"steps": steps}))
+        offered = {t["name"]: t.get("parameters", {}) for t in tools}
+        made = Counter(_made(messages[last_user + 1:]))
+        calls = []
+        for c in wanted:
+            if made[c.key()] > 0:
+                made[c.key()] -= 1
+            elif c.function in offered:
+                self._counter += 1
+                args = {"request": c.args} if _is_proxy(offered[c.function], c.args) else c.args
+                calls.append({"name": c.function, "args": args, "id": f"gt_{self._counter}", "type": "tool_call"})
+        if calls:
+            return AIMessage(content="", tool_calls=calls)
+        answers = [b.answer for b in [*seen, *([task] if task else [])] if b.answer]
+        return AIMessage(content="\n".join(answers) or DONE)
+
+
+def _is_proxy(parameters: dict, args: dict) -> bool:
+    """A tool that takes the real arguments wrapped in ``request`` (SecGPT's proxy for another
+    app's functionality, whose own schema only the hub knows)."""
+    return set(parameters.get("properties", {})) == {"request"} and "request" not in args
+
+
+def _made(messages: list[BaseMessage]) -> list[str]:
+    keys = []
+    for m in messages:
+        if isinstance(m, AIMessage):
+            for call in m.tool_calls:
+                args = dict(call.get("args") or {})
+                if set(args) == {"request"} and isinstance(args["request"], dict):
+                    args = args["request"]
+                keys.append(call_key(call["name"], args))
+    return keys
