@@ -8,6 +8,11 @@ from what it is given and nothing else.
   answers with the task's ground-truth output.
 * An injection task's goal appears anywhere in its input (a tool result, a description):
   it first makes that injection task's ground-truth calls, with the tools it has.
+* Where it stands limits it: an argument that AgentDojo's ground truth marks as data
+  read earlier (a ``$`` placeholder: ``$code``, ``$content``, ``$email.subject``) is passed
+  only if every word of its value is in the model's input. Ground truth is computed from
+  the whole environment; without this rule the model would carry another app's data (a
+  security code, a channel's messages) into a context that never saw it.
 
 Calls already made in the current turn (its own, or the plan's) are not repeated. The
 model never knows which system, spoke or app it runs in; it only reads the prompt, the
@@ -37,6 +42,11 @@ class Call(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     function: str
     args: dict[str, Any]
+    data_args: tuple[str, ...] = ()  # arguments whose value is data read earlier (AgentDojo's "$" placeholders)
+
+    def possible(self, known: set[str]) -> bool:
+        """Does the model hold the data this call passes on?"""
+        return all(words(self.args.get(name)) <= known for name in self.data_args)
 
     def key(self) -> str:
         return call_key(self.function, self.args)
@@ -47,6 +57,20 @@ class Behaviour(BaseModel):
     trigger: str        # a user task's prompt, or an injection task's goal
     calls: list[Call]
     answer: str = ""
+
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+def words(value: Any) -> set[str]:
+    """The words of every string or number in an argument value."""
+    if isinstance(value, dict):
+        return set().union(*(words(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(words(v) for v in value)) if value else set()
+    if value is None or isinstance(value, bool):
+        return set()
+    return {w.lower() for w in _WORD.findall(readable(str(value)))}
 
 
 def call_key(function: str, args: dict) -> str:
@@ -91,9 +115,11 @@ class GroundTruthModel(BaseChatModel):
         last_user = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
         query = str(messages[last_user].content) if last_user >= 0 else ""
         context = readable("\n".join([*(str(m.content) for m in messages), *(t["description"] for t in tools)]))
-        task = next((t for t in self.tasks if t.trigger in query), None)
-        seen = [b for b in self.injections if readable(b.trigger) in context]
-        wanted = [c for b in seen for c in b.calls] + (task.calls if task else [])
+        # The most specific match: a combined task's prompt contains its parts' prompts.
+        task = max((t for t in self.tasks if t.trigger in query), key=lambda t: len(t.trigger), default=None)
+        seen = _maximal([b for b in self.injections if readable(b.trigger) in context])
+        known = words(context)
+        wanted = [c for b in [*seen, *([task] if task else [])] for c in b.calls if c.possible(known)]
         system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
         if system.startswith(prompts.PLANNER_MARKER):
             listed = set(_LISTED.findall(system))
@@ -113,6 +139,12 @@ class GroundTruthModel(BaseChatModel):
             return AIMessage(content="", tool_calls=calls)
         answers = [b.answer for b in [*seen, *([task] if task else [])] if b.answer]
         return AIMessage(content="\n".join(answers) or DONE)
+
+
+def _maximal(found: list[Behaviour]) -> list[Behaviour]:
+    """Drop a goal that is only part of another goal found (one instruction, not two)."""
+    return [b for b in found if not any(b.trigger != o.trigger and readable(b.trigger) in readable(o.trigger)
+                                        for o in found)]
 
 
 def _is_proxy(parameters: dict, args: dict) -> bool:

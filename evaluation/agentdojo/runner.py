@@ -150,7 +150,8 @@ def worst_case_model(suite, environment) -> GroundTruthModel:
     """The oracle for one run: every user task's and injection task's ground truth, computed
     on this run's environment as AgentDojo's GroundTruthPipeline would."""
     def calls(task) -> list[Call]:
-        return [Call(function=c.function, args=json.loads(json.dumps(dict(c.args), default=str)))
+        return [Call(function=c.function, args=json.loads(json.dumps(dict(c.args), default=str)),
+                     data_args=tuple(k for k, v in (c.placeholder_args or {}).items() if "$" in json.dumps(v)))
                 for c in task.ground_truth(environment.model_copy(deep=True))]
     return GroundTruthModel(
         tasks=[Behaviour(trigger=t.PROMPT, calls=calls(t), answer=t.GROUND_TRUTH_OUTPUT)
