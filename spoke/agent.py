@@ -96,15 +96,18 @@ def run_agent(model: BaseChatModel, system: str, history: list[BaseMessage], que
 
 
 def execute_plan(steps: list, tools: list[AgentTool], schemas: dict[str, dict]) -> list[tuple[str, dict, str]]:
-    """Plan-directed execution: run the planned steps whose input is already complete, in order,
-    with the same tools the agent would use (so the same checks and permissions apply).
-    ``<result_k>`` is replaced by step k's result. Stops at the first step that is not
-    directly executable (no such tool, input incomplete); the agent takes over from there."""
+    """Plan-directed execution: run the planned steps whose input the plan gives in full, in
+    order, with the same tools the agent would use (so the same checks and permissions apply).
+    Stops at the first step that is not directly executable (no such tool, input invalid, or
+    input built from an earlier result, ``<result_k>``): the agent takes over from there, with
+    the results in its context, and composes that call itself. Pasting a whole result into an
+    input is right for a message body and wrong for a date or a place, and only the model can
+    tell which is which."""
     by_name = {t.spec.name: t for t in tools}
     done: list[tuple[str, dict, str]] = []
     for step in steps:
         tool = by_name.get(step.name)
-        args = _resolve(step.input, [r for _, _, r in done])
+        args = step.input
         if tool is None or not isinstance(args, dict) or "<result_" in json.dumps(args):
             break
         schema = schemas.get(step.name)
@@ -118,14 +121,3 @@ def execute_plan(steps: list, tools: list[AgentTool], schemas: dict[str, dict]) 
             break  # a proxied functionality's schema (known only to the hub) rejected it
         done.append((step.name, args, result))
     return done
-
-
-def _resolve(value: Any, results: list[str]) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"<result_(\d+)>", lambda m: results[int(m.group(1)) - 1]
-                      if 0 < int(m.group(1)) <= len(results) else m.group(0), value)
-    if isinstance(value, list):
-        return [_resolve(v, results) for v in value]
-    if isinstance(value, dict):
-        return {k: _resolve(v, results) for k, v in value.items()}
-    return value

@@ -36,8 +36,9 @@ def _to_langchain(items: list[dict]):
 
 
 class OpenAIServer:
-    def __init__(self, script: Path) -> None:
-        self.model = ScriptedChatModel(script=Script.load(script))
+    def __init__(self, script: Path | None = None, model=None) -> None:
+        """Answers with ``model`` (any LangChain chat model), else the scripted model of ``script``."""
+        self.model = model if model is not None else ScriptedChatModel(script=Script.load(script))
         self.requests: list[dict] = []
         self.fail_next: list[int] = []  # statuses to answer before answering normally
         self.delay = threading.Event()  # while set, requests wait (a slow model) until it is cleared
@@ -54,8 +55,8 @@ class OpenAIServer:
                 if server.fail_next:
                     self._send(server.fail_next.pop(0), {"error": {"message": "try later", "type": "test"}})
                     return
-                tools = [{"name": t["function"]["name"], "description": t["function"].get("description", "")}
-                         for t in body.get("tools", [])]
+                tools = [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
+                          "parameters": t["function"].get("parameters", {})} for t in body.get("tools", [])]
                 reply = self.server_model._generate(_to_langchain(body["messages"]), tools=tools)
                 message = reply.generations[0].message
                 calls = [{"id": c["id"], "type": "function",

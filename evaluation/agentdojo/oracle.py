@@ -4,8 +4,9 @@ It follows ground truth, as AgentDojo's ``GroundTruthPipeline`` does, but like a
 from what it is given and nothing else.
 
 * The user's query is a user task's prompt: it makes that task's ground-truth calls
-  (the planner plans those it is offered; an agent calls those among its tools), then
-  answers with the task's ground-truth output.
+  (the planner plans those it is offered, writing ``<result_k>`` for values it can only
+  learn from an earlier step; an agent calls those among its tools), then answers with
+  the task's ground-truth output.
 * An injection task's goal appears anywhere in its input (a tool result, a description):
   it first makes that injection task's ground-truth calls, with the tools it has.
 * Where it stands limits it: an argument that AgentDojo's ground truth marks as data
@@ -80,7 +81,7 @@ def call_key(function: str, args: dict) -> str:
 def readable(text: str) -> str:
     """Text as a reader takes it in: YAML escapes and line folding undone, whitespace collapsed."""
     text = re.sub(r"\\\n\s*", "", text)
-    text = text.replace("\\n", " ").replace("\\ ", " ").replace('\\"', '"')
+    text = text.replace("\\n", " ").replace("\\ ", " ").replace('\\"', '"').replace("''", "'")
     return " ".join(text.split())
 
 
@@ -123,7 +124,13 @@ class GroundTruthModel(BaseChatModel):
         system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
         if system.startswith(prompts.PLANNER_MARKER):
             listed = set(_LISTED.findall(system))
-            steps = [{"name": c.function, "input": c.args, "output": ""} for c in wanted if c.function in listed]
+            steps: list[dict] = []
+            for c in (c for c in wanted if c.function in listed):
+                # A value it does not hold yet comes from what an earlier step returns: say so, as
+                # the planner prompt asks, and leave composing it to whoever reads that result.
+                steps.append({"name": c.function, "output": "", "input": {
+                    k: f"<result_{len(steps)}>" if steps and not words(v) <= known else v
+                    for k, v in c.args.items()}})
             return AIMessage(content=json.dumps({"steps": steps}))
         offered = {t["name"]: t.get("parameters", {}) for t in tools}
         made = Counter(_made(messages[last_user + 1:]))
@@ -148,8 +155,8 @@ def _maximal(found: list[Behaviour]) -> list[Behaviour]:
 
 
 def _is_proxy(parameters: dict, args: dict) -> bool:
-    """A tool that takes the real arguments wrapped in ``request`` (SecGPT's proxy for another
-    app's functionality, whose own schema only the hub knows)."""
+    """A tool whose schema takes the arguments wrapped in one ``request`` object (as a model
+    reads any tool's schema to call it)."""
     return set(parameters.get("properties", {})) == {"request"} and "request" not in args
 
 
