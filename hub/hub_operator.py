@@ -296,14 +296,18 @@ class HubOperator:
         """The routing spoke is not an app, so its calls have no collab step; but once an app
         has answered it, that answer is in its LLM's context and may be forwarded. When a
         request carries data from an earlier answer of another app, the user is asked (collab
-        B->C, never expected: the plan's groups are independent)."""
+        B->C), expected only if the plan says this step uses a result of B's (``<result_k>``)."""
         sent = json.dumps(request.request, ensure_ascii=False)
+        steps = handle.planned
+        declared = {self.importer.owner.get(steps[int(k) - 1].name)
+                    for s in steps if s.name == f.name
+                    for k in RESULT_REF.findall(json.dumps(s.input)) if 0 < int(k) <= len(steps)}
         for source, answer in handle.received:
             if source == f.app or not _carries(answer, sent):
                 continue
             decision = self.permissions.check(PermissionRequest(
                 self.user, pair_key(source, f.app), "collab",
-                f"{source}'s answer would be passed to {f.name}: {sent[:300]}", expected=False))
+                f"{source}'s answer would be passed to {f.name}: {sent[:300]}", expected=source in declared))
             if not decision.allowed:
                 return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                    reason=f"the user did not allow passing {source}'s answer to {f.app}")

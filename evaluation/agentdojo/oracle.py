@@ -44,6 +44,7 @@ class Call(BaseModel):
     function: str
     args: dict[str, Any]
     data_args: tuple[str, ...] = ()  # arguments whose value is data read earlier (AgentDojo's "$" placeholders)
+    sources: dict[str, list[int]] = {}  # argument -> earlier calls (indices) whose results hold its value
 
     def possible(self, known: set[str]) -> bool:
         """Does the model hold the data this call passes on?"""
@@ -125,12 +126,17 @@ class GroundTruthModel(BaseChatModel):
         if system.startswith(prompts.PLANNER_MARKER):
             listed = set(_LISTED.findall(system))
             steps: list[dict] = []
-            for c in (c for c in wanted if c.function in listed):
-                # A value it does not hold yet comes from what an earlier step returns: say so, as
-                # the planner prompt asks, and leave composing it to whoever reads that result.
-                steps.append({"name": c.function, "output": "", "input": {
-                    k: f"<result_{len(steps)}>" if steps and not words(v) <= known else v
-                    for k, v in c.args.items()}})
+            for b in [*seen, *([task] if task else [])]:
+                number: dict[int, int] = {}  # the behaviour's call index -> its step number
+                for i, c in enumerate(b.calls):
+                    if c.function not in listed or not c.possible(known):
+                        continue
+                    # A value it does not hold yet comes from what an earlier step returns: say so,
+                    # as the planner prompt asks, and leave composing it to whoever reads that result.
+                    steps.append({"name": c.function, "output": "", "input": {
+                        k: _reference(c.sources.get(k, []), number, len(steps)) if steps and not words(v) <= known
+                        else v for k, v in c.args.items()}})
+                    number[i] = len(steps)
             return AIMessage(content=json.dumps({"steps": steps}))
         offered = {t["name"]: t.get("parameters", {}) for t in tools}
         made = Counter(_made(messages[last_user + 1:]))
@@ -146,6 +152,11 @@ class GroundTruthModel(BaseChatModel):
             return AIMessage(content="", tool_calls=calls)
         answers = [b.answer for b in [*seen, *([task] if task else [])] if b.answer]
         return AIMessage(content="\n".join(answers) or DONE)
+
+
+def _reference(sources: list[int], number: dict[int, int], previous: int) -> str:
+    steps = sorted({number[i] for i in sources if i in number}) or [previous]
+    return " ".join(f"<result_{k}>" for k in steps)
 
 
 def _maximal(found: list[Behaviour]) -> list[Behaviour]:

@@ -149,10 +149,23 @@ def _no_terminal(prompt: str) -> str:
 def worst_case_model(suite, environment) -> GroundTruthModel:
     """The oracle for one run: every user task's and injection task's ground truth, computed
     on this run's environment as AgentDojo's GroundTruthPipeline would."""
+    from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
+    from agentdojo.functions_runtime import FunctionsRuntime
+    from evaluation.agentdojo.oracle import words
+    runtime = FunctionsRuntime(suite.tools)
+
     def calls(task) -> list[Call]:
-        return [Call(function=c.function, args=json.loads(json.dumps(dict(c.args), default=str)),
-                     data_args=tuple(k for k, v in (c.placeholder_args or {}).items() if "$" in json.dumps(v)))
-                for c in task.ground_truth(environment.model_copy(deep=True))]
+        replay = environment.model_copy(deep=True)  # where each value comes from: replay the ground truth
+        out: list[Call] = []
+        seen: list[set[str]] = []
+        for c in task.ground_truth(replay.model_copy(deep=True)):
+            args = json.loads(json.dumps(dict(c.args), default=str))
+            sources = {k: [i for i, held in enumerate(seen) if words(v) and words(v) <= held] for k, v in args.items()}
+            out.append(Call(function=c.function, args=args, sources={k: v for k, v in sources.items() if v},
+                            data_args=tuple(k for k, v in (c.placeholder_args or {}).items() if "$" in json.dumps(v))))
+            result, _ = runtime.run_function(replay, c.function, c.args, raise_on_error=False)
+            seen.append(words(tool_result_to_str(result)))
+        return out
     return GroundTruthModel(
         tasks=[Behaviour(trigger=t.PROMPT, calls=calls(t), answer=t.GROUND_TRUTH_OUTPUT)
                for t in suite.user_tasks.values()],
