@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r.summary()))
     else:
         print(table(results))
+        for r in results[::2]:
+            if r.injection_tasks_without_ground_truth:
+                print(f"{r.suite}: not counted, AgentDojo gives no ground truth to follow for "
+                      f"{', '.join(r.injection_tasks_without_ground_truth)}")
         print(f"\n(every case: {out})")
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from helpers.configs import paths
 from helpers.isc.messages import NAME_PATTERN
 from helpers.utilities.errors import ConfigError
 
@@ -149,7 +150,8 @@ def load_suite_apps(suite_name: str, tools: list, path: Path | None = None) -> S
                 raise ConfigError(f"{path}: {t} (app {name}) uses the environment field {f!r}, which {name} "
                                   f"does not own: move {t} to {owner.get(f, 'the app owning it')}, or declare "
                                   f"apps.{name}.side_effects.{f} with the reason")
-    return SuiteApps(suite_name, apps, str(path),
+    shown = path.resolve().relative_to(paths.REPO_ROOT) if path.resolve().is_relative_to(paths.REPO_ROOT) else path
+    return SuiteApps(suite_name, apps, str(shown),
                      side_effects={n: dict(e.side_effects) for n, e in data.apps.items() if e.side_effects})
 
 
