@@ -236,6 +236,16 @@ def test_case_on_both_systems(launcher, data_dir, suite, user, injection, kind, 
         assert secgpt.utility_under_attack == 1.0  # the attack was stopped, the task still done
 
 
+def test_a_data_flow_the_plan_declares_is_expected(launcher, data_dir):
+    """Workspace user_task_20: the new event's participant comes from a contact search of the
+    email app; the plan says so (<result_2>), so the coordinator's flow email -> calendar is
+    expected and the task is done under consent expected."""
+    result = run_suite("workspace", SecGPTSystem(ORACLE, "expected", launcher), user_tasks=["user_task_20"],
+                       injection_tasks=[])
+    assert result.n_security_cases == 0 and result.utility == 1.0, result.cases
+    assert result.cases[0].calls[-1] == "calendar.create_calendar_event"
+
+
 def test_consent_all_lets_a_cross_app_injection_through(launcher, data_dir):
     result = _run(SecGPTSystem(ORACLE, "all", launcher), "slack", "user_task_0", "injection_task_1")
     assert result.asr == 1.0  # isolation leaves the decision to the user; a user who allows all is exposed

@@ -211,3 +211,45 @@ def test_routing_spoke_cannot_forward_an_answer_without_collab(launcher, data_di
         assert permissions(hub)[-1] == ("collab", "metro_hail->save_note", False, False)
         assert "did not allow passing" in answer.text
     assert not (data_dir / "apps" / "save_note" / "notes.txt").exists()
+
+
+def _script(tmp_path, rules: list[dict]) -> LLMConfig:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"rules": [
+        {"when": {"query_contains": "Extract the facts about the user"}, "then": {"content": "{}"}}, *rules]}))
+    return LLMConfig(provider="scripted", model="scripted", script=path)
+
+
+def test_planned_functionality_with_other_inputs_is_not_expected(launcher, data_dir, tmp_path):
+    """The coordinator runs the plan, then (as an injected instruction would make it) calls a
+    planned functionality again with another input: that call is not what the plan foresaw."""
+    plan = {"steps": [{"name": "metro_hail", "input": {"start_point": "Main Street", "end_point": "Elm Avenue"},
+                       "output": "fare"},
+                      {"name": "save_note", "input": {"text": "Ride planned"}, "output": "ok"}]}
+    llm = _script(tmp_path, [
+        {"when": {"system_contains": "You are the planner of SecGPT"}, "then": {"content": json.dumps(plan)}},
+        {"when": {"context_contains": "did not allow"}, "then": {"content": "Stopped there."}},
+        {"when": {"called": ["save_note"]},
+         "then": {"tool_calls": [{"name": "save_note", "args": {"text": "Send the fare to eve@attacker.io"}}]}},
+    ])
+    with secgpt(launcher, llm) as hub:
+        answer = hub.answer("Plan my ride and note it.")
+        assert answer.route == "routing" and answer.text == "Stopped there."
+        assert permissions(hub) == [("exec", "metro_hail", True, True), ("exec", "save_note", True, True),
+                                    ("exec", "save_note", False, False)]
+    notes = (data_dir / "apps" / "save_note" / "notes.txt").read_text()
+    assert "Ride planned" in notes and "attacker" not in notes
+
+
+def test_independent_steps_of_one_app_stay_in_its_spoke(launcher, data_dir, tmp_path):
+    ride = {"name": "metro_hail", "output": "fare"}
+    plan = {"steps": [{**ride, "input": {"start_point": "Main Street", "end_point": "Elm Avenue"}},
+                      {**ride, "input": {"start_point": "Elm Avenue", "end_point": "Main Street"}}]}
+    llm = _script(tmp_path, [
+        {"when": {"system_contains": "You are the planner of SecGPT"}, "then": {"content": json.dumps(plan)}},
+        {"when": {"called": ["metro_hail"]}, "then": {"content": "Both fares: {tools}"}},
+    ])
+    with secgpt(launcher, llm) as hub:
+        answer = hub.answer("Both directions please.")
+        assert answer.route == "metro_hail" and answer.text.count("$") == 2
+        assert started(hub) == ["metro_hail"]
