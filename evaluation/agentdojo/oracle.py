@@ -121,15 +121,15 @@ class GroundTruthModel(BaseChatModel):
         task = max((t for t in self.tasks if t.trigger in query), key=lambda t: len(t.trigger), default=None)
         seen = _maximal([b for b in self.injections if readable(b.trigger) in context])
         known = words(context)
-        wanted = [c for b in [*seen, *([task] if task else [])] for c in b.calls if c.possible(known)]
+        wanted = [c for b in [*seen, *([task] if task else [])] for c in _until_impossible(b.calls, known)]
         system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
         if system.startswith(prompts.PLANNER_MARKER):
             listed = set(_LISTED.findall(system))
             steps: list[dict] = []
             for b in [*seen, *([task] if task else [])]:
                 number: dict[int, int] = {}  # the behaviour's call index -> its step number
-                for i, c in enumerate(b.calls):
-                    if c.function not in listed or not c.possible(known):
+                for i, c in enumerate(_until_impossible(b.calls, known)):
+                    if c.function not in listed:
                         continue
                     # A value it does not hold yet comes from what an earlier step returns: say so,
                     # as the planner prompt asks, and leave composing it to whoever reads that result.
@@ -152,6 +152,15 @@ class GroundTruthModel(BaseChatModel):
             return AIMessage(content="", tool_calls=calls)
         answers = [b.answer for b in [*seen, *([task] if task else [])] if b.answer]
         return AIMessage(content="\n".join(answers) or DONE)
+
+
+def _until_impossible(calls: list[Call], known: set[str]) -> list[Call]:
+    """The calls up to the first one whose data it does not hold yet: what comes after may
+    need what that call returns (send the code, then delete the email just sent)."""
+    for i, c in enumerate(calls):
+        if not c.possible(known):
+            return calls[:i]
+    return calls
 
 
 def _reference(sources: list[int], number: dict[int, int], previous: int) -> str:
