@@ -53,6 +53,7 @@ class SpokeHandle:
     # query, an unplanned one for the one call it was asked for); which were refused.
     expected: frozenset[str] = frozenset()
     planned: tuple = ()  # the plan's steps (PlanStep) handed to it: what "expected" means, inputs included
+    used: set[int] = field(default_factory=set)  # planned steps already called: each is expected once
     approved: dict[str, bool] = field(default_factory=dict)  # functionality -> reusable in this query
     refused: set[str] = field(default_factory=set)
     received: list[tuple[str, str]] = field(default_factory=list)  # (app, answer) handed to it this query

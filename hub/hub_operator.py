@@ -58,17 +58,20 @@ class HubOperator:
         self.memory, self.llm, self.user = memory, llm, user
         self.emit = emit or (lambda kind, text: None)
         self.spokes: dict[str, SpokeHandle] = {}
+        self.query = ""
         broker.handlers.update({"llm_request": self._serve_llm, "memory_request": self._serve_memory,
                                 "function_probe_request": self._serve_probe, "app_request": self._serve_app})
 
     # --- carrying out a plan ----------------------------------------------------------------------
     def execute(self, query: str, steps: list[PlanStep]) -> Execution:
+        self.query = query  # what the user said is not another app's data (routing flow check)
         # Approvals last one query, for every spoke: a callee's code must not reuse what the
         # user allowed when that app was the main spoke of an earlier query.
         for handle in self.spokes.values():
             handle.expected, handle.approved, handle.refused, handle.received = frozenset(), {}, set(), []
-            handle.planned = ()
-        known = [s for s in steps if self.importer.functionality(s.name)]
+            handle.planned, handle.used = (), set()
+        kept = [i for i, s in enumerate(steps) if self.importer.functionality(s.name)]
+        known = renumber([steps[i] for i in kept], kept)
         dropped = [s.name for s in steps if not self.importer.functionality(s.name)]
         if dropped:
             self.emit("plan", f"dropped steps for functionalities that are not installed: {', '.join(dropped)}")
@@ -205,16 +208,17 @@ class HubOperator:
         return target if caller == ROUTING else pair_key(caller, target)
 
     def _exec_allowed(self, handle: SpokeHandle, target: str, functionality: str, use: bool,
-                      request: dict | None = None) -> bool:
+                      request: dict | None = None, step: int | None = None) -> bool:
         """Exec permission for ``functionality`` of ``target``, asked once per query: a planned
-        functionality stays approved for the query, for calls with the planned inputs; an
-        unplanned one, or a planned one called with other inputs (an injected instruction
-        reusing a planned functionality), for that one call (``use``: this is that call,
-        ``request`` its input). A refusal of the functionality stands for the rest of the query."""
+        functionality stays approved for the query, for calls that are planned steps (``step``:
+        the one this call is, found with its input); an unplanned one, or a planned one called
+        with other inputs or once more than planned (an injected instruction reusing a planned
+        functionality), for that one call (``use``: this is that call, ``request`` its input;
+        None at a probe, which has no input). A refusal of the functionality stands for the rest
+        of the query."""
         if functionality in handle.refused:
             return False
-        off_plan = (request is not None and functionality in handle.expected
-                    and not as_planned(handle.planned, functionality, request))
+        off_plan = request is not None and functionality in handle.expected and step is None
         if functionality in handle.approved and not off_plan:
             if use and not handle.approved[functionality]:
                 del handle.approved[functionality]
@@ -252,7 +256,8 @@ class HubOperator:
             return ErrorMessage(id=request.id, code="invalid_request",
                                 message=f"{f.name} belongs to {caller}: run it directly")
         # Checked here again: a spoke may skip the probe, never the permission.
-        if not self._exec_allowed(handle, f.app, f.name, use=True, request=dict(request.request)):
+        step = self._planned_step(handle, f.name, dict(request.request))
+        if not self._exec_allowed(handle, f.app, f.name, use=True, request=dict(request.request), step=step):
             return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                reason=f"the user did not allow using {f.app}")
         try:
@@ -267,8 +272,10 @@ class HubOperator:
         # A callee runs one functionality for someone else: nothing is expected of it, and any
         # call it makes in turn is asked afresh.
         target.expected, target.approved, target.refused, target.received = frozenset(), {}, set(), []
-        target.planned = ()
-        if caller == ROUTING and (denial := self._routing_flow_refused(handle, f, request)):
+        target.planned, target.used = (), set()
+        if step is not None:
+            handle.used.add(step)
+        if caller == ROUTING and (denial := self._routing_flow_refused(handle, f, request, step)):
             return denial
         self.emit("call", f"{caller} -> {f.app}.{f.name}")
         outcome = self.broker.call(target, f.name, dict(request.request))
@@ -284,26 +291,39 @@ class HubOperator:
             preview = json.dumps(outcome.response, ensure_ascii=False)[:300]
             decision = self.permissions.check(PermissionRequest(
                 self.user, self._permission_key(handle, f.app), "collab",
-                f"{f.app} answers {caller}: {preview}",
-                expected=as_planned(handle.planned, f.name, dict(request.request))))
+                f"{f.app} answers {caller}: {preview}", expected=step is not None))
             if not decision.allowed:
                 return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                    reason=f"the user did not allow sharing {f.app}'s answer")
         handle.received.append((f.app, json.dumps(outcome.response, ensure_ascii=False)))
         return AppResponse(id=request.id, functionality=f.name, response=outcome.response)
 
-    def _routing_flow_refused(self, handle: SpokeHandle, f, request: AppRequest) -> Message | None:
+    def _planned_step(self, handle: SpokeHandle, name: str, request: dict) -> int | None:
+        """The unused planned step this call is, if any. A value the plan takes from step k's
+        result must be made of words of the answer of step k's app that the hub handed to this
+        spoke (unverifiable, and accepted, only when step k is the caller's own app)."""
+        def from_result(k: int, actual) -> bool:
+            if not 0 < k <= len(handle.planned):
+                return False
+            source = self.importer.owner.get(handle.planned[k - 1].name)
+            if source == handle.app.name:
+                return True
+            text = actual if isinstance(actual, str) else json.dumps(actual, ensure_ascii=False)
+            return any(app == source and _words(text) <= _words(answer) for app, answer in handle.received)
+        return planned_step(handle.planned, name, request, handle.used, from_result)
+
+    def _routing_flow_refused(self, handle: SpokeHandle, f, request: AppRequest,
+                              step: int | None) -> Message | None:
         """The routing spoke is not an app, so its calls have no collab step; but once an app
         has answered it, that answer is in its LLM's context and may be forwarded. When a
         request carries data from an earlier answer of another app, the user is asked (collab
         B->C), expected only if the plan says this step uses a result of B's (``<result_k>``)."""
         sent = json.dumps(request.request, ensure_ascii=False)
         steps = handle.planned
-        declared = {self.importer.owner.get(steps[int(k) - 1].name)
-                    for s in steps if s.name == f.name
-                    for k in RESULT_REF.findall(json.dumps(s.input)) if 0 < int(k) <= len(steps)}
+        refs = RESULT_REF.findall(json.dumps(steps[step].input)) if step is not None else []
+        declared = {self.importer.owner.get(steps[int(k) - 1].name) for k in refs if 0 < int(k) <= len(steps)}
         for source, answer in handle.received:
-            if source == f.app or not _carries(answer, sent):
+            if source == f.app or not _carries(answer, sent, given=self.query):
                 continue
             decision = self.permissions.check(PermissionRequest(
                 self.user, pair_key(source, f.app), "collab",
@@ -314,34 +334,83 @@ class HubOperator:
         return None
 
 
+Verify = Callable[[int, object], bool]
+
+
+def planned_step(steps, name: str, request: dict, used=(), from_result: Verify | None = None) -> int | None:
+    """The first step of the plan, not yet used, that this call is: same functionality, every
+    planned input value matched, no other input set. A value the plan takes from step k's result
+    (``<result_k>``) matches what ``from_result(k, value)`` accepts (anything without it)."""
+    for i, s in enumerate(steps):
+        if i not in used and s.name == name and _same(request, s.input if isinstance(s.input, dict) else {},
+                                                      from_result):
+            return i
+    return None
+
+
 def as_planned(steps, name: str, request: dict) -> bool:
-    """Is this call one the plan foresees: a step for ``name`` whose every planned input value
-    matches the request? A value built from an earlier result (``<result_k>``) matches anything;
-    inputs the plan left out are free."""
-    return any(s.name == name and all(_same(request.get(k), v) for k, v in s.input.items()) for s in steps)
+    return planned_step(steps, name, request) is not None
 
 
-def _same(actual, planned) -> bool:
-    if isinstance(planned, str) and RESULT_REF.search(planned):
-        return True
-    if isinstance(planned, str) and isinstance(actual, str):
-        return " ".join(planned.split()).casefold() == " ".join(actual.split()).casefold()
+def _same(actual, planned, from_result: Verify | None = None) -> bool:
+    if isinstance(planned, str) and (refs := RESULT_REF.findall(planned)):
+        return from_result is None or any(from_result(int(k), actual) for k in refs)
     if isinstance(planned, dict):
-        return isinstance(actual, dict) and all(_same(actual.get(k), v) for k, v in planned.items())
+        return (isinstance(actual, dict)
+                and all(k in planned or v in (None, "", [], {}) for k, v in actual.items())
+                and all(_same(actual.get(k), v, from_result) for k, v in planned.items()))
     if isinstance(planned, list):
         return (isinstance(actual, list) and len(actual) == len(planned)
-                and all(_same(a, p) for a, p in zip(actual, planned)))
-    return actual == planned
+                and all(_same(a, p, from_result) for a, p in zip(actual, planned)))
+    if actual is None and planned in ("", [], {}):
+        return True  # left out, or given empty: the same request
+    if isinstance(planned, bool) or isinstance(actual, bool) or planned is None or actual is None:
+        return planned is actual
+    return _scalar(actual) == _scalar(planned)
 
 
-def _carries(answer: str, request: str) -> bool:
+def _scalar(value) -> str:
+    """A scalar as compared with the plan: text without case or spacing differences; a number
+    whether the planner wrote it as a number or as text ("5" is 5)."""
+    text = " ".join(str(value).split()).casefold()
+    try:
+        return repr(float(text))
+    except ValueError:
+        return text
+
+
+def renumber(steps: list[PlanStep], kept: list[int]) -> list[PlanStep]:
+    """Steps kept from a plan (their original positions in ``kept``), with ``<result_k>`` counted
+    again among them; a reference to a dropped step becomes ``<result_0>``, which names no step."""
+    position = {old + 1: new + 1 for new, old in enumerate(kept)}
+    if all(position[k] == k for k in position):
+        return steps
+
+    def fix(value):
+        if isinstance(value, str):
+            return RESULT_REF.sub(lambda m: f"<result_{position.get(int(m.group(1)), 0)}>", value)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        return value
+    return [s.model_copy(update={"input": fix(s.input)}) for s in steps]
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9@]+", text.lower()))
+
+
+def _carries(answer: str, request: str, given: str = "") -> bool:
     """Does ``request`` contain data from ``answer``? Any run of three words, or any distinctive
-    token (with a digit or '@', 4+ characters), of the answer found in the request."""
+    token (with a digit or '@', 4+ characters), of the answer found in the request, unless the
+    user ``given`` it in the query (then it is the user's, not the app's)."""
     words = re.findall(r"[\w@.$-]+", answer.lower())
-    text = request.lower()
-    if any(len(w) >= 4 and re.search(r"[\d@]", w) and w in text for w in words):
+    text, own = request.lower(), " ".join(re.findall(r"[\w@.$-]+", given.lower()))
+    if any(len(w) >= 4 and re.search(r"[\d@]", w) and w in text and w not in own for w in words):
         return True
-    return any(" ".join(words[i:i + 3]) in text for i in range(len(words) - 2))
+    runs = (" ".join(words[i:i + 3]) for i in range(len(words) - 2))
+    return any(run in text and run not in own for run in runs)
 
 
 def _phrases(value: str) -> set[str]:

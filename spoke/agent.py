@@ -7,7 +7,6 @@ hub's model directly), so the two systems differ only in what each context holds
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any

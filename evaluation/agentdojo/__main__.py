@@ -83,12 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     except SecGPTError as exc:
         print(f"python -m evaluation.agentdojo: {exc}", file=sys.stderr)
         return 2
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    except Exception as exc:  # noqa: BLE001 - AgentDojo and the network raise many types; one line out
+        print(f"python -m evaluation.agentdojo: the run failed ({type(exc).__name__}: {exc}); rerun with "
+              "--verbose to see the case it stopped at", file=sys.stderr)
+        return 1
     out = RESULTS / "agentdojo.json"
-    out.write_text(json.dumps({
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.monotonic() - started, 1), "benchmark_version": BENCHMARK_VERSION,
-        "results": [{**r.summary(), "cases": [c.__dict__ for c in r.cases]} for r in results]}, indent=1))
+    try:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started, 1), "benchmark_version": BENCHMARK_VERSION,
+            "results": [{**r.summary(), "cases": [c.__dict__ for c in r.cases]} for r in results]}, indent=1))
+    except OSError as exc:
+        print(f"python -m evaluation.agentdojo: could not write {out} ({exc.strerror}); the table follows",
+              file=sys.stderr)
     if args.json:
         for r in results:
             print(json.dumps(r.summary()))

@@ -4,9 +4,9 @@ It follows ground truth, as AgentDojo's ``GroundTruthPipeline`` does, but like a
 from what it is given and nothing else.
 
 * The user's query is a user task's prompt: it makes that task's ground-truth calls
-  (the planner plans those it is offered, writing ``<result_k>`` for values it can only
-  learn from an earlier step; an agent calls those among its tools), then answers with
-  the task's ground-truth output.
+  (the planner plans those it is offered, writing ``<result_k>`` for a value it does not
+  hold that step k returns; an agent calls those among its tools), then answers with the
+  task's ground-truth output.
 * An injection task's goal appears anywhere in its input (a tool result, a description):
   it first makes that injection task's ground-truth calls, with the tools it has.
 * Where it stands limits it: an argument that AgentDojo's ground truth marks as data
@@ -131,11 +131,13 @@ class GroundTruthModel(BaseChatModel):
                 for i, c in enumerate(_until_impossible(b.calls, known)):
                     if c.function not in listed:
                         continue
-                    # A value it does not hold yet comes from what an earlier step returns: say so,
-                    # as the planner prompt asks, and leave composing it to whoever reads that result.
+                    # A value it does not hold yet that an earlier step returns: say so, as the planner
+                    # prompt asks, and leave it to whoever reads that result. A value no step returns
+                    # (an end time an hour after the start, a summary) is its own: written out.
                     steps.append({"name": c.function, "output": "", "input": {
-                        k: _reference(c.sources.get(k, []), number, len(steps)) if steps and not words(v) <= known
-                        else v for k, v in c.args.items()}})
+                        k: _reference(c.sources[k], number, len(steps))
+                        if steps and c.sources.get(k) and not words(v) <= known else v
+                        for k, v in c.args.items()}})
                     number[i] = len(steps)
             return AIMessage(content=json.dumps({"steps": steps}))
         offered = {t["name"]: t.get("parameters", {}) for t in tools}

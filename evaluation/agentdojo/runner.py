@@ -71,8 +71,8 @@ class SuiteResult:
     attack: str
     apps: str
     utility: float
-    utility_under_attack: float
-    asr: float
+    utility_under_attack: float | None   # None: no security case ran
+    asr: float | None
     asr_cross_app: float | None
     asr_same_app: float | None
     n_user_tasks: int
@@ -90,6 +90,7 @@ class SuiteResult:
 
 @contextmanager
 def fresh_data_dir() -> Iterator[Path]:
+    """A new data directory (and HOME) for one case: its own memory, permissions and audit log."""
     base = Path(tempfile.mkdtemp(prefix="secgpt-agentdojo-"))
     base.chmod(0o755)  # spokes (uid nobody) traverse it to their own bind-mounted directory
     (base / "data").mkdir()
@@ -189,7 +190,8 @@ def make_pipeline(system: System, suite, apps: SuiteApps, catalogue: Path, oracl
         def query(self, query: str, runtime, env, messages: Sequence = (), extra_args: dict | None = None):
             world = SuiteWorld(apps, runtime, env)
             model = worst_case_model(suite, env) if oracle else None
-            answer = system.answer(query, catalogue, world, model)
+            with fresh_data_dir():  # no memory, grant or audit entry of one case reaches the next
+                answer = system.answer(query, catalogue, world, model)
             self.last_world, self.last_answer = world, answer
             out = [ChatUserMessage(role="user", content=[text_content_block_from_string(query)])]
             for i, entry in enumerate(world.trace):
@@ -234,8 +236,7 @@ def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: in
     suite = load_suite(suite_name, version)
     apps = load_suite_apps(suite.name, suite.tools, apps_file)
     tools = {t.name: t for t in suite.tools}
-    chosen = [t for i, t in enumerate(suite.user_tasks.values())
-              if (user_tasks is None or t.ID in user_tasks) and (limit is None or i < limit)]
+    chosen = [t for t in suite.user_tasks.values() if user_tasks is None or t.ID in user_tasks][:limit]
     default_env = suite.load_and_inject_default_environment({})
     usable, without = [], []
     for t in suite.injection_tasks.values():
@@ -261,7 +262,7 @@ def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: in
             for injection in usable:
                 injections = attack.attack(task, injection)
                 targets = {apps.app_of(c.function) for c in injection.ground_truth(default_env.model_copy(deep=True))}
-                carriers = set().union(*(sources[v] for v in injections))
+                carriers = set().union(*(sources.get(v, set()) for v in injections))
                 kind = "cross_app" if targets - carriers else "same_app"
                 utility, attacked = suite.run_task_with_pipeline(pipeline, task, injection, injections)
                 cases.append(_case(task.ID, injection.ID, utility, attacked, kind, pipeline))
@@ -290,8 +291,8 @@ def _result(suite, system: System, oracle, version, apps: SuiteApps, chosen, cas
         consent=system.consent if system.name == "SecGPT" else "n/a", benchmark_version=version,
         attack="important_instructions", apps=apps.source,
         utility=_rate(plain, lambda c: c.utility) or 0.0,
-        utility_under_attack=_rate(attacked, lambda c: c.utility) or 0.0,
-        asr=_rate(attacked, lambda c: bool(c.attacked)) or 0.0,
+        utility_under_attack=_rate(attacked, lambda c: c.utility),
+        asr=_rate(attacked, lambda c: bool(c.attacked)),
         asr_cross_app=_rate(cross, lambda c: bool(c.attacked)), asr_same_app=_rate(same, lambda c: bool(c.attacked)),
         n_user_tasks=len(chosen), n_security_cases=len(attacked), n_cross_app=len(cross), n_same_app=len(same),
         injection_tasks_without_ground_truth=[t.ID for t in without], cases=cases)
