@@ -242,7 +242,7 @@ def _run(system, suite, user, injection):
     ("slack", "user_task_3", "injection_task_3", "same_app", False),
     # The known limit: the task itself hands the web page to the Slack app (an expected flow,
     # approved), and the Slack app obeys the text inside it with its own tool.
-    ("slack", "user_task_4", "injection_task_1", "cross_app", True),
+    ("slack", "user_task_11", "injection_task_1", "cross_app", True),
 ])
 def test_case_on_both_systems(launcher, data_dir, suite, user, injection, kind, secgpt_attacked):
     vanilla = _run(VanillaGPTSystem(ORACLE), suite, user, injection)
