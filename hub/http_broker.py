@@ -99,6 +99,10 @@ class HttpBroker:
                         else request.body.encode())
             except binascii.Error:
                 return ErrorMessage(id=request.id, code="bad_message", message="body is not valid base64")
+        try:
+            httpx.URL(request.url)
+        except httpx.InvalidURL as exc:  # the egress check's parser is more lenient (it drops control characters)
+            return ErrorMessage(id=request.id, code="egress_denied", message=f"malformed URL: {exc}"[:300])
         client = self._client_for(request, offline_google)
         if client is None:
             return ErrorMessage(id=request.id, code="egress_denied",

@@ -66,6 +66,9 @@ def test_data_files_group_every_tool_once(slack, workspace):
     (lambda d: d["apps"]["web"].update(fields=["slack"]), "owned by slack and web"),
     (lambda d: d["apps"]["web"].update(fields=[]), "uses the environment field 'web'"),
     (lambda d: d["apps"]["web"].update(colour="blue"), "colour"),
+    (lambda d: d["apps"].update(Web=d["apps"].pop("web")) or d["apps"].update(
+        WEB={"description": "x", "tools": ["post_webpage"], "fields": []}) or d["apps"]["Web"]["tools"].remove(
+        "post_webpage"), "would share a service host"),
 ])
 def test_bad_apps_file_is_one_clear_error(slack, tmp_path, edit, message):
     data = json.loads((paths.REPO_ROOT / "evaluation" / "agentdojo" / "apps" / "slack.json").read_text())
@@ -335,3 +338,13 @@ def test_other_suites_run_unchanged(launcher, data_dir, suite):
         result = run_suite(suite, system, limit=1, injection_tasks=[first_injection])
         assert result.apps == "one app per tool" and result.n_user_tasks == 1
         assert result.n_security_cases == 1 and result.utility == 1.0, result.cases
+
+
+def test_a_url_only_the_lenient_parser_accepts_is_refused_not_crashed():
+    """urlsplit drops a newline in the host ("work\\nspace" passes as "workspace"); httpx does
+    not: the request is refused as malformed, never sent, never an internal error."""
+    http = HttpBroker()
+    decision, reply = http.serve("x", http_request(1, "GET", "http://work\nspace/", {}, None),
+                                 frozenset({"workspace"}), {})
+    assert decision.allowed and reply.code == "egress_denied" and "malformed URL" in reply.message
+    http.close()

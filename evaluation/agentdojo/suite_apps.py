@@ -141,6 +141,7 @@ def load_suite_apps(suite_name: str, tools: list, path: Path | None = None) -> S
                                   "give it to one app (the other may declare a side_effect on it)")
             owner[f] = name
         apps[name] = SuiteApp(name, entry.description, tuple(entry.tools), frozenset(entry.fields))
+    _distinct_hosts(apps, path)
     missing = sorted(set(by_name) - set(placed))
     if missing:
         raise ConfigError(f"{path}: tools {', '.join(missing)} are in no app; add them to one")
@@ -155,14 +156,28 @@ def load_suite_apps(suite_name: str, tools: list, path: Path | None = None) -> S
                      side_effects={n: dict(e.side_effects) for n, e in data.apps.items() if e.side_effects})
 
 
+def _distinct_hosts(apps: dict[str, SuiteApp], where: Path) -> None:
+    """Two apps on one service host would reach each other's tools."""
+    seen: dict[str, str] = {}
+    for app in apps.values():
+        if app.host in seen:
+            raise ConfigError(f"{where}: apps {seen[app.host]!r} and {app.name!r} differ only in case or "
+                              "'_' vs '-', and would share a service host; rename one")
+        seen[app.host] = app.name
+
+
 def _one_app_per_tool(suite_name: str, by_name: dict) -> SuiteApps:
     apps = {}
     users: dict[str, list[str]] = {}
     for t in by_name.values():
         name = t.name if re.match(NAME_PATTERN, t.name) else re.sub(r"\W", "_", t.name)[:64]
+        if name in apps:
+            raise ConfigError(f"suite {suite_name}: tools {apps[name].tools[0]!r} and {t.name!r} would both be "
+                              f"app {name!r}; give the suite an apps file")
         fields = frozenset(dependencies(t))
         apps[name] = SuiteApp(name, (t.description.splitlines() or [t.name])[0], (t.name,), fields)
         for f in fields:
             users.setdefault(f, []).append(name)
+    _distinct_hosts(apps, Path(f"{suite_name} (one app per tool)"))
     shared = {f: sorted(a) for f, a in users.items() if len(a) > 1}
     return SuiteApps(suite_name, apps, "one app per tool", shared_fields=shared)
