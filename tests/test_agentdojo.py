@@ -307,9 +307,10 @@ def _command(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=240)
 
 
-def test_command_json_has_the_promised_keys(data_dir):
-    done = _command("--suite", "slack", "--limit", "1", "--json")
+def test_command_json_has_the_promised_keys(data_dir, tmp_path):
+    done = _command("--suite", "slack", "--limit", "1", "--json", "--output", str(tmp_path / "out.json"))
     assert done.returncode == 0, done.stderr
+    assert len(json.loads((tmp_path / "out.json").read_text())["results"][0]["cases"]) == 6
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(r["suite"], r["system"]) for r in rows] == [("slack", "VanillaGPT"), ("slack", "SecGPT")]
     for r in rows:

@@ -1,10 +1,10 @@
 """python -m evaluation.agentdojo [--suite NAME ...] [--limit N] [--llm worst-case|openai]
-[--consent MODE] [--json] [--verbose]
+[--consent MODE] [--json] [--verbose] [--output PATH]
 
 Runs AgentDojo suites (default: workspace and slack) through VanillaGPT and SecGPT
 under AgentDojo's important_instructions attack and prints utility, utility under
 attack and attack success (cross-app and same-app apart), one row per suite and
-system. Everything, per case, is written to evaluation/results/agentdojo.json.
+system. Everything, per case, is written to evaluation/results/agentdojo.json (--output).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from evaluation.agentdojo.runner import (
     BENCHMARK_VERSION, ORACLE, SecGPTSystem, SuiteResult, VanillaGPTSystem, load_suite, require_agentdojo, run_suite,
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                              "possible in a batch run)")
     parser.add_argument("--json", action="store_true", help="one JSON object per suite and system on stdout")
     parser.add_argument("--verbose", action="store_true", help="every case and every step, on stderr")
+    parser.add_argument("--output", metavar="PATH", default=str(RESULTS / "agentdojo.json"),
+                        help="where every case is written (default: evaluation/results/agentdojo.json)")
     args = parser.parse_args(argv)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.verbose else (lambda text: None)
     if args.limit is not None and args.limit < 1:
@@ -87,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m evaluation.agentdojo: the run failed ({type(exc).__name__}: {exc}); rerun with "
               "--verbose to see the case it stopped at", file=sys.stderr)
         return 1
-    out = RESULTS / "agentdojo.json"
+    out = Path(args.output)
     try:
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - started, 1), "benchmark_version": BENCHMARK_VERSION,
