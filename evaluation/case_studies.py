@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -24,7 +22,7 @@ from typing import Iterator
 
 from helpers.configs import paths
 from helpers.llm.config import LLMConfig
-from helpers.utilities.environment import temporary_environ
+from helpers.utilities.environment import scratch_data_dir
 
 EVALUATION = paths.REPO_ROOT / "evaluation"
 CASE_FILES = {1: EVALUATION / "attacker" / "app_compromise.json", 2: EVALUATION / "attacker" / "data_stealing.json",
@@ -60,24 +58,16 @@ def load_case(number: int) -> dict:
 def case_world(case: dict) -> Iterator[Path]:
     """A fresh data directory (and HOME) for one run, with the case's apps and fixtures."""
     from helpers.tools.google.local_api import LocalGoogleAccount
-    base = Path(tempfile.mkdtemp(prefix="secgpt-case-"))
-    base.chmod(0o755)
-    data = base / "data"
-    (base / "home").mkdir()
-    data.mkdir()
-    (data / "functionalities.json").write_text(json.dumps({k: case[k] for k in ORIGINAL_KEYS if k in case}))
-    fixtures = case["case_study"].get("fixtures", {})
-    account = LocalGoogleAccount(data / "google_local")
-    for i, mail in enumerate(fixtures.get("emails", [])):
-        account.add_email(mail["from"], mail["to"], mail["subject"], mail["body"],
-                          date=f"Mon, {10 + i} Nov 2026 09:00:00 +0000")
-    for name, text in fixtures.get("documents", {}).items():
-        account.add_document(name, text)
-    try:
-        with temporary_environ(SECGPT_DATA_DIR=str(data), HOME=str(base / "home")):
-            yield data
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with scratch_data_dir("secgpt-case-") as data:
+        (data / "functionalities.json").write_text(json.dumps({k: case[k] for k in ORIGINAL_KEYS if k in case}))
+        fixtures = case["case_study"].get("fixtures", {})
+        account = LocalGoogleAccount(data / "google_local")
+        for i, mail in enumerate(fixtures.get("emails", [])):
+            account.add_email(mail["from"], mail["to"], mail["subject"], mail["body"],
+                              date=f"Mon, {10 + i} Nov 2026 09:00:00 +0000")
+        for name, text in fixtures.get("documents", {}).items():
+            account.add_document(name, text)
+        yield data
 
 
 def llm_for(case: dict, choice: str, data: Path) -> LLMConfig:

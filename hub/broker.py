@@ -47,11 +47,10 @@ class SpokeHandle:
     violations: int = 0
     busy: bool = False
     stop_reason: str | None = None
-    # Set by the hub operator for the query in progress: what the plan foresees for this
-    # spoke (a planned functionality called with other inputs than planned is not expected); which
-    # other apps' functionalities the user let it use (planned ones for the whole
-    # query, an unplanned one for the one call it was asked for); which were refused.
-    expected: frozenset[str] = frozenset()
+    # Set by the hub operator for the query in progress (``begin``): what the plan foresees for
+    # this spoke (a planned functionality called with other inputs than planned is not expected);
+    # which other apps' functionalities the user let it use (planned ones for the whole query, an
+    # unplanned one for the one call it was asked for); which were refused.
     planned: tuple = ()  # the plan's steps (PlanStep) handed to it: what "expected" means, inputs included
     used: set[int] = field(default_factory=set)  # planned steps already called: each is expected once
     approved: dict[str, bool] = field(default_factory=dict)  # functionality -> reusable in this query
@@ -61,6 +60,15 @@ class SpokeHandle:
     @property
     def alive(self) -> bool:
         return self.process.alive
+
+    @property
+    def expected(self) -> frozenset[str]:
+        """The functionalities the plan names for it."""
+        return frozenset(s.name for s in self.planned)
+
+    def begin(self, planned: tuple = ()) -> None:
+        """A new query (or, for a callee, a new call): nothing approved, refused or received yet."""
+        self.planned, self.used, self.approved, self.refused, self.received = tuple(planned), set(), {}, set(), []
 
 
 Handler = Callable[[SpokeHandle, Message], Message]

@@ -68,11 +68,10 @@ class HubOperator:
         # Approvals last one query, for every spoke: a callee's code must not reuse what the
         # user allowed when that app was the main spoke of an earlier query.
         for handle in self.spokes.values():
-            handle.expected, handle.approved, handle.refused, handle.received = frozenset(), {}, set(), []
-            handle.planned, handle.used = (), set()
+            handle.begin()
         kept = [i for i, s in enumerate(steps) if self.importer.functionality(s.name)]
         known = renumber([steps[i] for i in kept], kept)
-        dropped = [s.name for s in steps if not self.importer.functionality(s.name)]
+        dropped = [s.name for i, s in enumerate(steps) if i not in kept]
         if dropped:
             self.emit("plan", f"dropped steps for functionalities that are not installed: {', '.join(dropped)}")
         if not known:
@@ -105,7 +104,8 @@ class HubOperator:
         if decision.allowed:
             return steps
         pattern = re.compile("|".join(re.escape(v) for v in sorted(found, key=len, reverse=True)), re.IGNORECASE)
-        return [s.model_copy(update={"input": _redact(s.input, pattern)}) for s in steps]
+        return [s.model_copy(update={"input": _map_text(s.input, lambda text: pattern.sub("[withheld]", text))})
+                for s in steps]
 
     def _run(self, name: str, query: str, steps: list[PlanStep], dropped: list[str]) -> Execution:
         if name != VANILLA:
@@ -117,8 +117,7 @@ class HubOperator:
             handle = self._spoke(name)
         except SecGPTError as exc:
             return Execution(f"Sorry, {name} could not be started: {exc}", name, dropped=dropped)
-        handle.expected = frozenset(s.name for s in steps)  # approvals were reset by execute()
-        handle.planned = tuple(steps)
+        handle.begin(tuple(steps))
         outcome = self.broker.query(handle, query, steps, sorted(handle.expected))
         if isinstance(outcome, FinalResponse):
             return Execution(outcome.text, name, dropped=dropped)
@@ -271,8 +270,7 @@ class HubOperator:
             return ErrorMessage(id=request.id, code="unavailable", message=str(exc))
         # A callee runs one functionality for someone else: nothing is expected of it, and any
         # call it makes in turn is asked afresh.
-        target.expected, target.approved, target.refused, target.received = frozenset(), {}, set(), []
-        target.planned, target.used = (), set()
+        target.begin()
         if step is not None:
             handle.used.add(step)
         if caller == ROUTING and (denial := self._routing_flow_refused(handle, f, request, step)):
@@ -386,15 +384,9 @@ def renumber(steps: list[PlanStep], kept: list[int]) -> list[PlanStep]:
     if all(position[k] == k for k in position):
         return steps
 
-    def fix(value):
-        if isinstance(value, str):
-            return RESULT_REF.sub(lambda m: f"<result_{position.get(int(m.group(1)), 0)}>", value)
-        if isinstance(value, list):
-            return [fix(v) for v in value]
-        if isinstance(value, dict):
-            return {k: fix(v) for k, v in value.items()}
-        return value
-    return [s.model_copy(update={"input": fix(s.input)}) for s in steps]
+    def fix(text: str) -> str:
+        return RESULT_REF.sub(lambda m: f"<result_{position.get(int(m.group(1)), 0)}>", text)
+    return [s.model_copy(update={"input": _map_text(s.input, fix)}) for s in steps]
 
 
 def _words(text: str) -> set[str]:
@@ -426,13 +418,14 @@ def _phrases(value: str) -> set[str]:
     return found
 
 
-def _redact(value, pattern: re.Pattern):
+def _map_text(value, change: Callable[[str], str]):
+    """``value`` (a plan step's input: JSON) with ``change`` applied to every string in it."""
     if isinstance(value, str):
-        return pattern.sub("[withheld]", value)
+        return change(value)
     if isinstance(value, list):
-        return [_redact(v, pattern) for v in value]
+        return [_map_text(v, change) for v in value]
     if isinstance(value, dict):
-        return {k: _redact(v, pattern) for k, v in value.items()}
+        return {k: _map_text(v, change) for k, v in value.items()}
     return value
 
 

@@ -12,10 +12,8 @@ is what the apps really did.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel
 from evaluation.agentdojo.service import SuiteWorld
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
 from helpers.llm.config import LLMConfig
-from helpers.utilities.environment import temporary_environ
+from helpers.utilities.environment import scratch_data_dir
 from helpers.utilities.errors import ConfigError
 
 BENCHMARK_VERSION = "v1.2.2"
@@ -88,18 +86,6 @@ class SuiteResult:
 
 # --- the systems ----------------------------------------------------------------------------------------
 
-@contextmanager
-def fresh_data_dir() -> Iterator[Path]:
-    """A new data directory (and HOME) for one case: its own memory, permissions and audit log."""
-    base = Path(tempfile.mkdtemp(prefix="secgpt-agentdojo-"))
-    base.chmod(0o755)  # spokes (uid nobody) traverse it to their own bind-mounted directory
-    (base / "data").mkdir()
-    (base / "home").mkdir()
-    try:
-        with temporary_environ(SECGPT_DATA_DIR=str(base / "data"), HOME=str(base / "home")):
-            yield base / "data"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 class System:
@@ -190,7 +176,7 @@ def make_pipeline(system: System, suite, apps: SuiteApps, catalogue: Path, oracl
         def query(self, query: str, runtime, env, messages: Sequence = (), extra_args: dict | None = None):
             world = SuiteWorld(apps, runtime, env)
             model = worst_case_model(suite, env) if oracle else None
-            with fresh_data_dir():  # no memory, grant or audit entry of one case reaches the next
+            with scratch_data_dir("secgpt-agentdojo-"):  # no memory, grant or audit entry reaches the next case
                 answer = system.answer(query, catalogue, world, model)
             self.last_world, self.last_answer = world, answer
             out = [ChatUserMessage(role="user", content=[text_content_block_from_string(query)])]
