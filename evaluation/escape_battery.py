@@ -77,6 +77,9 @@ class Attack:
     limits: dict = field(default_factory=dict)
     timeout: float | None = None
     allowed_domains: frozenset[str] = frozenset()
+    # True: the same code, run unconfined (a plain child of the battery, no sandbox layer), must
+    # succeed. That control shows the protection, not some accident, is what stops the attack.
+    control: bool = False
 
 
 def _a(name: str, goal: str, code: str, expect: Expect, *match: str, **kw) -> Attack:
@@ -98,17 +101,17 @@ ATTACKS: tuple[Attack, ...] = (
        "raises", "PermissionError", "OSError"),
     # --- network ---------------------------------------------------------------------------------
     _a("inet_socket", "open an IPv4 socket", "socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
-       "raises", "PermissionError"),
+       "raises", "PermissionError", control=True),
     _a("inet6_socket", "open an IPv6 socket", "socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)",
-       "raises", "PermissionError"),
+       "raises", "PermissionError", control=True),
     _a("netlink_socket", "talk to the kernel's routing layer",
        "socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)", "raises", "PermissionError"),
     _a("packet_socket", "sniff raw packets", "socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)",
        "raises", "PermissionError"),
     _a("unix_connect", "reach a local service's Unix socket (e.g. Redis)",
-       "s = socket.socket(socket.AF_UNIX); s.connect({unix_socket!r})", "raises", "PermissionError"),
+       "s = socket.socket(socket.AF_UNIX); s.connect({unix_socket!r})", "raises", "PermissionError", control=True),
     _a("raw_socket_syscall", "open a socket around Python's wrapper", 'raw_syscall("socket", 2, 1, 0)',
-       "raises", "PermissionError"),
+       "raises", "PermissionError", control=True),
     _a("connect_anywhere", "connect the hub channel's socket elsewhere",
        'raw_syscall("connect", 3, 0, 0)', "raises", "PermissionError"),
     # --- read secrets, write outside ------------------------------------------------------------------
@@ -121,9 +124,9 @@ ATTACKS: tuple[Attack, ...] = (
     _a("read_home", "read a file in the hub user's home", "print(open({home_secret!r}).read())",
        "raises", *DENIED_FS),
     _a("read_world_readable", "read a world-readable file outside the allowed paths",
-       "print(open({public_file!r}).read())", "raises", *DENIED_FS),
+       "print(open({public_file!r}).read())", "raises", *DENIED_FS, control=True),
     _a("write_tmp", "write outside the app's directory", "open({outside_file!r}, 'w').write('pwned')",
-       "raises", "PermissionError", "OSError"),
+       "raises", "PermissionError", "OSError", control=True),
     _a("write_project_code", "plant code in the project",
        "open({code_file!r}, 'a').write('import os')", "raises", "PermissionError", "OSError"),
     _a("read_dev_mem", "read physical memory", "open('/dev/mem', 'rb').read(1)", "raises", *DENIED_FS),
@@ -157,13 +160,13 @@ ATTACKS: tuple[Attack, ...] = (
     _a("kill_process_group", "kill every process in its group", "os.kill(0, signal.SIGKILL)",
        "raises", "PermissionError"),
     _a("signal_via_fsetown", "kill another spoke through SIGIO ownership",
-       "import fcntl; a, b = socket.socketpair(); fcntl.fcntl(a, 8, {victim_pid})", "raises", "PermissionError"),
+       "import fcntl; a, b = socket.socketpair(); fcntl.fcntl(a, 8, {victim_pid})", "raises", "PermissionError", control=True),
     _a("sysv_ipc_channel", "open a message queue another app can read, around the hub",
        'raw_syscall("msgget", 4242, 0o1666)', "raises", "PermissionError"),
     _a("expose_secret_by_chmod", "make the API key file world-readable",
        "os.chmod({env_file!r}, 0o666)", "raises", *DENIED_FS),
     _a("outlive_the_zygote", "clear its parent-death signal to survive the hub",
-       'raw_syscall("prctl", 1, 0, 0, 0, 0)', "raises", "PermissionError"),
+       'raw_syscall("prctl", 1, 0, 0, 0, 0)', "raises", "PermissionError", control=True),
     _a("setuid_root", "become root again", "os.setuid(0)", "raises", "PermissionError"),
     _a("user_namespace", "gain capabilities in a new user namespace",
        'raw_syscall("unshare", 0x10000000)', "raises", "PermissionError"),
@@ -177,7 +180,7 @@ ATTACKS: tuple[Attack, ...] = (
     _a("terminal_injection", "type commands into the user's terminal",
        "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'x')", "raises", "PermissionError"),
     _a("make_dumpable", "let other spokes ptrace it", 'import ctypes; raw_syscall("prctl", 4, 1, 0, 0, 0)',
-       "raises", "PermissionError"),
+       "raises", "PermissionError", control=True),
     # --- the protocol ------------------------------------------------------------------------------
     _a("malformed_json", "crash the hub's parser", "hub_says(frame(b'{{not json'))", "hub_error", "bad_json"),
     _a("unknown_kind", "make the hub do something it does not offer",
@@ -212,6 +215,9 @@ ATTACKS: tuple[Attack, ...] = (
     _a("crash_mid_message", "leave the hub reading half a frame",
        "send_raw(struct.pack('>I', 100) + b'{{\"type\": \"app_resp'); os._exit(1)",
        "stopped", "middle of a message"),
+    # --- seccomp: 32-bit arguments, the allow-list, storage channels, other processes --------------
+    # --- spoke start: the zygote's heap, the sandbox report, module paths, root-side files ---------
+    # --- hub: egress ports and addresses -----------------------------------------------------------
 )
 
 
@@ -234,6 +240,40 @@ def classify(outcome: AppResponse | ErrorMessage | object) -> tuple[str, str, st
     if isinstance(outcome, ErrorMessage):
         return "stopped", outcome.message, ""
     return "stopped", repr(outcome), ""
+
+
+def run_unconfined(attack: Attack, context: dict, timeout: float = 20.0) -> tuple[str, str, str]:
+    """The control: ``attack``'s code in a forked child with no sandbox layer at all, and no hub
+    (``hub`` is None). Returns classify()'s (kind, detail, error type)."""
+    import json
+    import select
+    import time
+    from helpers.sandbox.playground import run_code
+    code = PRELUDE + attack.code.format(**context)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(read_end)
+            os.write(write_end, json.dumps(run_code({"code": code}, None)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while select.select([read_end], [], [], max(deadline - time.monotonic(), 0))[0]:
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        if time.monotonic() >= deadline:
+            os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    if not chunks:
+        return "stopped", "the unconfined run produced nothing", ""
+    return classify(AppResponse(id=0, functionality="run_code", response=json.loads(b"".join(chunks))))
 
 
 def is_contained(attack: Attack, kind: str, detail: str, error_type: str) -> bool:
@@ -280,6 +320,19 @@ def planted_world(base: Path) -> Iterator[dict[str, str]]:
             }
     finally:
         listener.close()
+
+
+@contextmanager
+def control_context(world: dict[str, str]) -> Iterator[dict]:
+    """The context for unconfined control runs: every process an attack would target is a
+    throwaway sleeper, never the hub, the zygote or a real spoke."""
+    import subprocess
+    sleeper = subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        yield dict(world, hub_pid=sleeper.pid, zygote_pid=sleeper.pid, victim_pid=sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 class Battery:
@@ -335,7 +388,13 @@ def main() -> int:
                       f"{'yes' if r.hub_alive else 'NO':<7} {r.outcome}: {r.detail[:70]}")
             hub.close()
     print(f"\n{len(ATTACKS) - failures} of {len(ATTACKS)} attacks contained, hub serving after each.")
-    return 1 if failures else 0
+    controlled = [a for a in ATTACKS if a.control]
+    with tempfile.TemporaryDirectory(prefix="secgpt-control-") as tmp, planted_world(Path(tmp)) as world, \
+            control_context(world) as context:
+        blind = [a.name for a in controlled if run_unconfined(a, context)[0] != "finished"]
+    print(f"Controls: {len(controlled) - len(blind)} of {len(controlled)} attacks succeed unconfined"
+          + (f"; these do not, so their containment proves nothing: {', '.join(blind)}" if blind else "."))
+    return 1 if failures or blind else 0
 
 
 if __name__ == "__main__":

@@ -38,3 +38,27 @@ def test_battery_detects_an_escape(battery):
     harmless = Attack("control", "nothing", "print('done')", "raises", ("PermissionError",))
     result = battery.run(harmless)
     assert result.outcome == "finished" and not result.contained
+
+
+CONTROLLED = [a for a in ATTACKS if a.control]
+
+
+@pytest.fixture(scope="module")
+def control():
+    from evaluation.escape_battery import control_context
+    with tempfile.TemporaryDirectory(prefix="secgpt-control-") as tmp, planted_world(Path(tmp)) as world, \
+            control_context(world) as context:
+        yield context
+
+
+def test_controls_cover_the_new_attacks():
+    assert len(CONTROLLED) >= 9
+
+
+@pytest.mark.parametrize("attack", CONTROLLED, ids=[a.name for a in CONTROLLED])
+def test_attack_works_unconfined(control, attack):
+    """The control: without any sandbox layer the same code succeeds, so containing it is the
+    sandbox's doing (an attack that fails everywhere would prove nothing)."""
+    from evaluation.escape_battery import run_unconfined
+    kind, detail, _ = run_unconfined(attack, control)
+    assert kind == "finished", f"{attack.name} fails even unconfined ({detail}): its containment proves nothing"
