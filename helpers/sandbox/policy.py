@@ -25,8 +25,135 @@ from helpers.configs import paths
 
 MiB = 1024 * 1024
 
-# System calls a spoke never needs, each with the escape it would enable.
-# Denied with EPERM so that Python raises PermissionError instead of dying.
+# The seccomp filter is an allow-list: a call that is in neither ALLOWED_SYSCALLS nor (in the form
+# given) CONDITIONAL_SYSCALLS fails with EPERM, so whatever the next kernel adds is denied until
+# someone reads it and adds it here with its reason. Nothing is ever killed (Python raises).
+DEFAULT_ERRNO = errno.EPERM
+DENY_ERRNO = errno.EPERM
+
+# Calls glibc tries first and falls back from only on ENOSYS: they say ENOSYS ("this kernel lacks
+# it"), so the interpreter takes the older path, which is on the allow-list.
+ENOSYS_SYSCALLS: dict[str, str] = {
+    "clone3": "glibc falls back to clone, whose flags (unlike clone3's, behind a pointer) seccomp can check",
+    "openat2": "its resolve flags sit behind a pointer; open/openat cover every use",
+}
+
+# Allowed as they are, each with the reason a spoke (the interpreter, threads, asyncio, the agent,
+# the app libraries, the Google client) needs it. Every entry is one the kernel confines to the
+# calling process or to files Landlock and the mount view already decide on.
+ALLOWED_SYSCALLS: dict[str, str] = {
+    # memory of its own
+    "brk": "heap", "mmap": "memory and mapped files", "munmap": "memory", "mremap": "memory",
+    "mprotect": "memory protection (thread stacks, JIT-less guards)", "madvise": "malloc returns memory",
+    "msync": "mapped files of its own", "mbind": "OpenBLAS sets its memory policy",
+    "get_mempolicy": "NUMA-aware allocators read their policy", "set_mempolicy": "NUMA policy of itself",
+    "membarrier": "runtimes order memory across their own threads",
+    # files (Landlock and the mount view decide which ones)
+    "read": "read", "write": "write", "pread64": "read at an offset", "pwrite64": "write at an offset",
+    "readv": "vectored read", "writev": "vectored write", "preadv": "vectored read",
+    "pwritev": "vectored write", "preadv2": "vectored read", "pwritev2": "vectored write",
+    "open": "open a file", "openat": "open a file", "close": "close", "close_range": "close many fds",
+    "lseek": "seek", "stat": "file status", "fstat": "file status", "lstat": "file status",
+    "newfstatat": "file status", "statx": "file status", "statfs": "filesystem status",
+    "fstatfs": "filesystem status", "access": "permission check", "faccessat": "permission check",
+    "faccessat2": "permission check", "readlink": "read a link", "readlinkat": "read a link",
+    "getdents64": "list a directory", "getdents": "list a directory", "getcwd": "current directory",
+    "chdir": "change directory", "fchdir": "change directory", "mkdir": "make a directory (own dir)",
+    "mkdirat": "make a directory (own dir)", "rmdir": "remove a directory (own dir)",
+    "unlink": "remove a file (own dir)", "unlinkat": "remove a file (own dir)",
+    "rename": "rename (own dir)", "renameat": "rename (own dir)", "renameat2": "rename (own dir)",
+    "symlink": "make a link inside its own dir (the hub never follows links there)",
+    "symlinkat": "make a link inside its own dir (the hub never follows links there)",
+    "ftruncate": "truncate an open file", "fallocate": "reserve file space", "fsync": "flush a file",
+    "fdatasync": "flush a file", "fadvise64": "read-ahead hints", "umask": "file creation mask",
+    "sendfile": "shutil copies files", "copy_file_range": "shutil copies files",
+    "getxattr": "shutil.copy2 reads extended attributes", "lgetxattr": "read extended attributes",
+    "fgetxattr": "read extended attributes", "listxattr": "shutil.copy2 lists extended attributes",
+    "llistxattr": "list extended attributes", "flistxattr": "list extended attributes",
+    "dup": "duplicate an fd", "dup2": "duplicate an fd", "dup3": "duplicate an fd",
+    "pipe": "pipes inside the spoke", "pipe2": "pipes inside the spoke",
+    # events and waiting
+    "select": "wait for fds", "pselect6": "wait for fds", "poll": "wait for fds", "ppoll": "wait for fds",
+    "epoll_create": "asyncio", "epoll_create1": "asyncio", "epoll_ctl": "asyncio", "epoll_wait": "asyncio",
+    "epoll_pwait": "asyncio", "epoll_pwait2": "asyncio", "eventfd": "event loops", "eventfd2": "event loops",
+    "timerfd_create": "timers", "timerfd_settime": "timers", "timerfd_gettime": "timers",
+    "signalfd": "signals as fds", "signalfd4": "signals as fds",
+    # the hub channel and socketpairs (no new socket can be opened: see DENIED_SYSCALLS)
+    "sendto": "send on its sockets", "recvfrom": "receive on its sockets", "sendmsg": "send on its sockets",
+    "recvmsg": "receive on its sockets", "sendmmsg": "send on its sockets", "recvmmsg": "receive on its sockets",
+    "shutdown": "close a socket direction", "getsockname": "socket address", "getpeername": "peer address",
+    "getsockopt": "socket options", "setsockopt": "socket options",
+    # threads and its own process
+    "futex": "locks between its threads", "set_robust_list": "thread start",
+    "set_tid_address": "thread start", "rseq": "thread start (glibc)", "exit": "end a thread",
+    "exit_group": "end the spoke", "gettid": "own thread id", "getpid": "own pid", "getppid": "parent pid",
+    "getuid": "own identity", "geteuid": "own identity", "getgid": "own identity", "getegid": "own identity",
+    "getresuid": "own identity", "getresgid": "own identity", "getgroups": "own identity",
+    "getpgrp": "own process group", "capget": "read its own capabilities", "sched_yield": "yield the CPU",
+    "getcpu": "which CPU it runs on", "getrusage": "its own resource use", "times": "its own CPU time",
+    "getrlimit": "read its limits", "wait4": "no children exist: harmless", "waitid": "no children exist: harmless",
+    "uname": "platform module", "sysinfo": "memory size (libraries size caches)",
+    "getrandom": "randomness", "restart_syscall": "resume an interrupted call",
+    # signals within the spoke (signals to others: see CONDITIONAL_SYSCALLS)
+    "rt_sigaction": "signal handlers", "rt_sigprocmask": "signal masks", "rt_sigreturn": "signal return",
+    "sigaltstack": "signal stacks", "rt_sigpending": "pending signals", "rt_sigtimedwait": "wait for signals",
+    "rt_sigsuspend": "wait for signals", "pause": "wait for signals", "alarm": "timer signal to itself",
+    "getitimer": "interval timers", "setitimer": "interval timers", "timer_create": "POSIX timers of its own",
+    "timer_settime": "POSIX timers", "timer_gettime": "POSIX timers", "timer_getoverrun": "POSIX timers",
+    "timer_delete": "POSIX timers",
+    # time
+    "clock_gettime": "time", "clock_getres": "time", "clock_nanosleep": "sleep", "nanosleep": "sleep",
+    "gettimeofday": "time", "time": "time",
+}
+
+# Allowed only in the harmless form given; every other form fails with EPERM. Each is encoded in
+# seccomp.py; a comparison on a 32-bit argument (int, pid_t, unsigned int) masks the upper half,
+# since the kernel ignores it: comparing 64 bits let ``ALLOWED | 1<<32`` (or, in a deny rule,
+# ``DENIED | 1<<32``) take the other branch.
+CONDITIONAL_SYSCALLS: dict[str, str] = {
+    "clone": "threads only (CLONE_THREAD set), never a new process",
+    "socketpair": "AF_UNIX only",
+    "prlimit64": "its own limits (pid 0), read only (new-limit pointer NULL)",
+    "kill": "only to itself", "tgkill": "only to its own threads",
+    "rt_sigqueueinfo": "only to itself", "rt_tgsigqueueinfo": "only to its own threads",
+    "prctl": "only the options in PRCTL_ALLOWED",
+    "ioctl": "only the requests in IOCTL_ALLOWED",
+    "fcntl": "only the commands in FCNTL_ALLOWED (no locks, leases, signal ownership, dnotify)",
+    "getpgid": "its own (pid 0)", "getsid": "its own (pid 0)",
+    "getpriority": "its own (PRIO_PROCESS, who 0)", "setpriority": "its own (PRIO_PROCESS, who 0)",
+    "sched_getaffinity": "its own (pid 0)", "sched_setaffinity": "its own (pid 0)",
+    "sched_getparam": "its own (pid 0)", "sched_setparam": "its own (pid 0)",
+    "sched_getscheduler": "its own (pid 0)", "sched_setscheduler": "its own (pid 0)",
+    "sched_getattr": "its own (pid 0)", "sched_setattr": "its own (pid 0)",
+    "ioprio_get": "its own (IOPRIO_WHO_PROCESS, who 0)", "ioprio_set": "its own (IOPRIO_WHO_PROCESS, who 0)",
+    "utimensat": "on an open fd only (path NULL): timestamps by path are not covered by Landlock",
+    "arch_prctl": "only ARCH_GET_FS / ARCH_SET_FS / ARCH_GET_GS (thread-local storage)",
+}
+CLONE_THREAD = 0x00010000
+PRIO_PROCESS, IOPRIO_WHO_PROCESS = 0, 1
+PRCTL_ALLOWED = {"PR_GET_PDEATHSIG": 2, "PR_GET_DUMPABLE": 3, "PR_SET_NAME": 15, "PR_GET_NAME": 16,
+                 "PR_GET_SECCOMP": 21, "PR_CAPBSET_READ": 23, "PR_GET_TIMERSLACK": 30,
+                 "PR_GET_NO_NEW_PRIVS": 39, "PR_SET_VMA": 0x53564D41}
+IOCTL_ALLOWED = {"TCGETS": 0x5401, "TIOCGPGRP": 0x540F, "TIOCGWINSZ": 0x5413, "FIONREAD": 0x541B,
+                 "FIONBIO": 0x5421, "FIONCLEX": 0x5450, "FIOCLEX": 0x5451}
+FCNTL_ALLOWED = {"F_DUPFD": 0, "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4, "F_GETOWN": 9,
+                 "F_GETSIG": 11, "F_GETOWN_EX": 16, "F_DUPFD_CLOEXEC": 1030, "F_GETPIPE_SZ": 1032,
+                 "F_GET_SEALS": 1034}
+FCNTL_LOCKS = {"F_GETLK": 5, "F_SETLK": 6, "F_SETLKW": 7, "F_OFD_GETLK": 36, "F_OFD_SETLK": 37,
+               "F_OFD_SETLKW": 38}
+ARCH_PRCTL_ALLOWED = {"ARCH_SET_GS": 0x1001, "ARCH_SET_FS": 0x1002, "ARCH_GET_FS": 0x1003,
+                      "ARCH_GET_GS": 0x1004}
+
+# Per-app exceptions a manifest may ask for (``"sandbox_exceptions": [...]``), each with what it
+# re-opens. Nothing else can be switched on, and no layer off.
+POLICY_EXCEPTIONS: dict[str, str] = {
+    "file_locks": "flock and fcntl record locks (SQLite and other databases lock their own files). "
+                  "Locks are visible to every process that can open the file, so two apps that both "
+                  "hold this exception can signal each other through a shared read-only file.",
+}
+
+# Denied (EPERM: Python raises PermissionError), each with the escape it would enable. The default
+# denies them already; they are listed so that the reason is on record and each has its own test.
 DENIED_SYSCALLS: dict[str, str] = {
     "execve": "run another program",
     "execveat": "run another program",
@@ -122,22 +249,31 @@ DENIED_SYSCALLS: dict[str, str] = {
     "fchownat": "change a file's owner by path", "truncate": "truncate a file by path",
     "setxattr": "change extended attributes by path", "lsetxattr": "change extended attributes by path",
     "removexattr": "change extended attributes by path", "lremovexattr": "change extended attributes by path",
+    # Storage channels between apps: no message, no permission, no audit
+    "flock": "signal another app through a lock on a shared file (see POLICY_EXCEPTIONS)",
+    "inotify_init": "watch files another app touches", "inotify_init1": "watch files another app touches",
+    "inotify_add_watch": "watch files another app touches", "inotify_rm_watch": "watch files",
+    "fanotify_init": "watch the filesystem", "fanotify_mark": "watch the filesystem",
+    "mincore": "read the page cache (which files another app read)",
+    "cachestat": "read the page cache (which files another app read)",
+    # Metadata changes on an open fd, and the newer path-based forms
+    "fchmod": "change the permissions of a file it may only read", "fchown": "give a file away",
+    "fchmodat2": "change a file's permissions by path", "fsetxattr": "change extended attributes",
+    "fremovexattr": "change extended attributes", "setxattrat": "change extended attributes by path",
+    "removexattrat": "change extended attributes by path",
+    "utime": "change timestamps by path", "utimes": "change timestamps by path",
+    "futimesat": "change timestamps by path",
+    # Others: the kernel's view, other processes, exploit primitives
+    "listmount": "list the host's mounts", "statmount": "read the host's mounts",
+    "modify_ldt": "change segment descriptors (exploit primitive)", "vmsplice": "exploit primitive",
+    "sync": "stall the host's disks", "syncfs": "stall the host's disks",
+    "seccomp": "load filters of its own", "landlock_create_ruleset": "its confinement is fixed",
+    "landlock_add_rule": "its confinement is fixed", "landlock_restrict_self": "its confinement is fixed",
+    "memfd_secret": "memory hidden from the kernel's checks", "get_robust_list": "read another thread's state",
+    "migrate_pages": "move another process's memory", "move_pages": "move another process's memory",
+    "mlock": "pin memory", "mlock2": "pin memory", "mlockall": "pin memory",
+    "link": "hard-link a file into a place another app reads", "linkat": "hard-link a file",
 }
-
-# Calls allowed only in a harmless form; the seccomp layer encodes each one.
-#   clone: threads only (CLONE_THREAD set); clone3: ENOSYS so glibc falls back to clone.
-#   socketpair: AF_UNIX only.   prlimit64: read only (new-limit pointer NULL).
-#   kill / tgkill / rt_sigqueueinfo / rt_tgsigqueueinfo: only to the spoke itself.
-#   prctl: never PR_SET_DUMPABLE, PR_SET_PTRACER or PR_SET_MM.
-#   ioctl: never TIOCSTI / TIOCLINUX (typing into a terminal).
-#   fcntl: never F_SETOWN / F_SETSIG / F_SETOWN_EX (signal delivery to another process).
-CONDITIONAL_SYSCALLS = ("clone", "clone3", "socketpair", "prlimit64", "kill", "tgkill",
-                        "rt_sigqueueinfo", "rt_tgsigqueueinfo", "prctl", "ioctl", "fcntl")
-CLONE_THREAD = 0x00010000
-PRCTL_DENIED = {"PR_SET_PDEATHSIG": 1, "PR_SET_DUMPABLE": 4, "PR_SET_MM": 35, "PR_SET_PTRACER": 0x59616D61}
-IOCTL_DENIED = {"TIOCSTI": 0x5412, "TIOCLINUX": 0x541C, "FIOSETOWN": 0x8901, "SIOCSPGRP": 0x8902}
-FCNTL_DENIED = {"F_SETOWN": 8, "F_SETSIG": 10, "F_SETOWN_EX": 15}
-DENY_ERRNO = errno.EPERM
 
 
 class ResourceLimits(BaseModel):
