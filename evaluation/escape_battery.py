@@ -37,8 +37,11 @@ import ctypes, errno, json, os, signal, socket, struct
 import pyseccomp as _sc
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_kept = []
+def cstr(text):
+    buf = ctypes.create_string_buffer(text.encode()); _kept.append(buf); return ctypes.addressof(buf)
 def raw_syscall(name, *args):
-    nr = _sc.resolve_syscall(_sc.system_arch(), name)
+    nr = name if isinstance(name, int) else _sc.resolve_syscall(_sc.system_arch(), name)
     r = _libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
     if r == -1:
         e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
@@ -216,6 +219,46 @@ ATTACKS: tuple[Attack, ...] = (
        "send_raw(struct.pack('>I', 100) + b'{{\"type\": \"app_resp'); os._exit(1)",
        "stopped", "middle of a message"),
     # --- seccomp: 32-bit arguments, the allow-list, storage channels, other processes --------------
+    _a("dumpable_bit32", "become ptrace-able: PR_SET_DUMPABLE with bit 32 set (the kernel reads 32 bits)",
+       'raw_syscall("prctl", 4 | 1 << 32, 1, 0, 0, 0)', "raises", "PermissionError", control=True),
+    _a("pdeathsig_bit32", "outlive the hub: clear the parent-death signal with bit 32 set",
+       'raw_syscall("prctl", 1 | 1 << 32, 0, 0, 0, 0)', "raises", "PermissionError", control=True),
+    _a("fsetown_bit32", "aim SIGIO at another spoke: F_SETOWN with bit 32 set",
+       'a, b = socket.socketpair(); raw_syscall("fcntl", a.fileno(), 8 | 1 << 32, {victim_pid})',
+       "raises", "PermissionError", control=True),
+    _a("fchmodat2", "chmod a file outside the sandbox with a call newer than any deny-list",
+       "raw_syscall(452, -100, cstr({public_file!r}), 0o666, 0)", "raises", "PermissionError", control=True),
+    _a("modify_ldt", "touch segment descriptors (an exploit primitive a deny-list missed)",
+       'raw_syscall("modify_ldt", 0, cstr("x" * 64), 16)', "raises", "PermissionError", control=True),
+    _a("mincore_probe", "read the page cache (which pages are resident) with mincore",
+       "import mmap; m = mmap.mmap(-1, 4096); v = ctypes.create_string_buffer(1); "
+       'raw_syscall("mincore", ctypes.addressof(ctypes.c_char.from_buffer(m)), 4096, ctypes.addressof(v))',
+       "raises", "PermissionError", control=True),
+    _a("a_future_syscall", "use a call this kernel does not have yet (default deny, not default allow)",
+       "raw_syscall(511, 0, 0, 0)", "raises", "PermissionError"),
+    _a("x32_abi", "reach the kernel through the x32 ABI's numbers (bit 30)",
+       'raw_syscall(0x40000000 | _sc.resolve_syscall(_sc.system_arch(), "getpid"))', "stopped", "SIGSYS"),
+    _a("flock_channel", "signal another app through a lock on a shared read-only file",
+       "import fcntl; f = open(os.__file__); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+       "raises", "PermissionError", control=True),
+    _a("record_lock_channel", "signal another app through a byte-range lock on a shared file",
+       "import fcntl; f = open(os.__file__); fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 7)",
+       "raises", "PermissionError", control=True),
+    _a("inotify_channel", "watch the shared files another app opens", 'raw_syscall("inotify_init1", 0)',
+       "raises", "PermissionError", control=True),
+    _a("renice_other_spoke", "slow another app's spoke down (nice 19)",
+       "os.setpriority(os.PRIO_PROCESS, {victim_pid}, 19)", "raises", "PermissionError", control=True),
+    _a("idle_other_spoke", "put another app's spoke in SCHED_IDLE",
+       "os.sched_setscheduler({victim_pid}, os.SCHED_IDLE, os.sched_param(0))",
+       "raises", "PermissionError", control=True),
+    _a("pin_other_spoke", "pin another app's spoke to one CPU", "os.sched_setaffinity({victim_pid}, {{0}})",
+       "raises", "PermissionError", control=True),
+    _a("ioprio_other_spoke", "I/O-deprioritise another app's spoke (idle class)",
+       'raw_syscall("ioprio_set", 1, {victim_pid}, 3 << 13)', "raises", "PermissionError", control=True),
+    _a("renice_own_uid", "renice every process of its uid (every spoke, where spokes share one)",
+       "os.setpriority(os.PRIO_USER, 0, 19)", "raises", "PermissionError"),
+    _a("list_host_processes", "see the host's processes in /proc",
+       "os.stat('/proc/{hub_pid}')", "raises", "FileNotFoundError", "PermissionError", control=True),
     # --- spoke start: the zygote's heap, the sandbox report, module paths, root-side files ---------
     # --- hub: egress ports and addresses -----------------------------------------------------------
 )
@@ -375,8 +418,8 @@ def main() -> int:
         with SpokeLauncher() as launcher:
             hub = SpokeBroker(launcher, AuditLog.in_dir(paths.audit_dir()))
             print(f"Escape battery: {len(ATTACKS)} attacks, each from inside a fresh sandboxed spoke.")
-            print(f"Landlock ABI {launcher.landlock_abi or 'MISSING'}; spokes run as uid "
-                  f"{launcher.identity[0] if launcher.identity else os.getuid()}.\n")
+            print(f"Landlock ABI {launcher.landlock_abi or 'MISSING'}; spokes run as "
+                  f"{'a uid of their own per app' if launcher.per_app_uids else f'uid {os.getuid()}'}.\n")
             print(f"{'attack':<22} {'contained':<10} {'hub ok':<7} outcome")
             battery = Battery(hub, world)
             failures = 0

@@ -72,7 +72,8 @@ class SpokeLauncher:
     def __init__(self, network_namespace: bool = True) -> None:
         self.network_namespace = network_namespace
         self.landlock_abi = landlock.abi_version()
-        self.identity = spoke_identity()
+        self.per_app_uids = os.geteuid() == 0  # root: each app's spoke runs as a uid of its own
+        self._uid_owner: dict[int, str] = {}
         self._zygote: subprocess.Popen | None = None
         self._ctl: socket.socket | None = None
         self._decoder = FrameDecoder()
@@ -140,7 +141,7 @@ class SpokeLauncher:
         return self._confinements[key]
 
     def _confinement(self, policy: SpokePolicy, app_module: str) -> Confinement:
-        uid, gid = self.identity if self.identity else (None, None)
+        uid, gid = self.identity(policy.app) or (None, None)
         read_only = policy.read_only_paths()
         exposed = [p for p in read_only if paths.data_dir().is_relative_to(p)]
         if exposed:
@@ -153,6 +154,18 @@ class SpokeLauncher:
             masked=[str(p) for p in policy.masked_paths()],
             rlimits=policy.rlimits(), uid=uid, gid=gid,
             network_namespace=self.network_namespace)
+
+    def identity(self, app: str) -> tuple[int, int] | None:
+        """The (uid, gid) ``app``'s spokes run as; None when the hub is not root. Two apps never
+        share one: a clash of the derived uids is refused."""
+        identity = spoke_identity(app)
+        if identity is None:
+            return None
+        owner = self._uid_owner.setdefault(identity[0], app)
+        if owner != app:
+            raise SandboxError(f"apps {owner!r} and {app!r} map to the same spoke uid {identity[0]}; "
+                               "rename one of them")
+        return identity
 
     def spawn(self, policy: SpokePolicy, app_module: str, profile: SpokeProfile | None = None) -> SpokeProcess:
         """Start a confined spoke for ``policy.app`` and wait until it reports ready."""
@@ -228,8 +241,9 @@ class SpokeLauncher:
         root = paths.apps_data_root()
         root.mkdir(parents=True, exist_ok=True)
         policy.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.identity:
-            os.chown(policy.data_dir, *self.identity)
+        identity = self.identity(policy.app)
+        if identity:
+            os.chown(policy.data_dir, *identity)
         os.chmod(policy.data_dir, 0o700)
 
     def _wait_spawned(self, serial: int, deadline: float) -> Spawned:

@@ -24,6 +24,7 @@ CLONE_NEWIPC = 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 
+PROC = Path("/proc")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -69,9 +70,11 @@ def build_view(read_only: Iterable[Path], read_write: Iterable[Path], masked: It
     # Keep only outermost covers; a cover inside another is handled by the outer one.
     covers = {c for c in covers if not any(c != o and c.is_relative_to(o) for o in covers)}
 
+    # /proc goes last: the binds below name their sources through /proc/self/fd.
+    proc_last = sorted(covers, key=lambda c: (c == PROC, str(c)))
     unshare(CLONE_NEWNS)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for cover in sorted(covers):
+    for cover in proc_last:
         beneath = [p for p in needed if p.is_relative_to(cover) and p != cover]
         beneath = [p for p in beneath if not any(p != q and p.is_relative_to(q) for q in beneath)]
         handles = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in beneath}

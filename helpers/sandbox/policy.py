@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import os
-import pwd
 import resource
 import site
 import sys
@@ -300,18 +300,30 @@ def rlimits_for(limits: ResourceLimits) -> dict[str, int]:
     }
 
 
-# Threads of the unprivileged spoke user, all spokes together (counted per uid by the kernel):
-# bounds what a thread bomb can take from the host. Applied only when the spoke drops to its own
-# uid; for a non-root hub it would count the user's own processes too.
+# Threads of one app's spokes together (counted per uid by the kernel): bounds what a thread bomb
+# can take from the host. Applied only when the spoke drops to its own uid; for a non-root hub it
+# would count the user's own processes too.
 SPOKE_USER_NPROC = 4096
 
 
 CPU_HARD_GRACE_S = 1  # seconds between SIGXCPU (soft) and SIGKILL (hard)
 RLIMIT_NUMBERS = {name: getattr(resource, name) for name in rlimits_for(ResourceLimits())}
 
-# The unprivileged identity a spoke takes when the hub runs as root.
-SPOKE_USER = "nobody"
-SPOKE_GROUP_FALLBACK = 65534
+# When the hub runs as root, each app's spoke takes a uid (and gid) of its own from this range, so
+# that the kernel's own checks (signals, scheduling, /proc, file ownership, the thread cap) keep
+# apps apart even where a filter would let something through. The uid is derived from the app's
+# name, so an app keeps owning its data directory from one session to the next.
+SPOKE_UID_BASE = 0x6F000000
+SPOKE_UID_RANGE = 1 << 20
+
+
+def spoke_identity(app: str) -> tuple[int, int] | None:
+    """(uid, gid) ``app``'s spoke drops to, or None when the hub is not root (nothing to drop)."""
+    if os.geteuid() != 0:
+        return None
+    uid = SPOKE_UID_BASE + int.from_bytes(hashlib.sha256(app.encode()).digest()[:4], "big") % SPOKE_UID_RANGE
+    return uid, uid
+
 
 # Environment of the zygote (and so of every spoke): nothing of the hub's.
 ZYGOTE_ENV_KEEP = ("LANG", "LC_ALL", "TZ")
@@ -329,17 +341,6 @@ def zygote_environment() -> dict[str, str]:
         "HOME": "/nonexistent",
     })
     return env
-
-
-def spoke_identity() -> tuple[int, int] | None:
-    """(uid, gid) to drop to, or None when the hub is not root (nothing to drop)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(SPOKE_USER)
-        return entry.pw_uid, entry.pw_gid
-    except KeyError:
-        return SPOKE_GROUP_FALLBACK, SPOKE_GROUP_FALLBACK
 
 
 @functools.lru_cache(maxsize=1)
@@ -363,6 +364,7 @@ def interpreter_paths() -> tuple[Path, ...]:
 SYSTEM_READ_ONLY = (Path("/usr"), Path("/lib"), Path("/lib64"), Path("/etc/localtime"),
                     Path("/etc/ld.so.cache"))
 DEVICE_READ_WRITE = (Path("/dev/null"),)
+PROC = Path("/proc")
 
 
 @dataclass(frozen=True)
@@ -386,12 +388,16 @@ class SpokePolicy:
 
     def masked_paths(self) -> list[Path]:
         """Directories replaced by an empty tmpfs in the spoke's mount namespace (their
-        needed children are bound back): the data directory and the hub user's home."""
-        masked = [paths.data_dir()]
+        needed children are bound back): the data directory, the repository's own data/
+        (which holds the OAuth client and keys even when the data directory is elsewhere),
+        the hub user's home, and /proc (no other process is visible; Landlock already keeps
+        its files unreadable, but not the existence of /proc/PID)."""
+        masked = [paths.data_dir(), paths.REPO_ROOT / "data"]
         home = Path(os.path.expanduser("~")).resolve()
         if home != Path("/"):
             masked.append(home)
-        return masked
+        masked.append(PROC)
+        return list(dict.fromkeys(masked))
 
     def with_limits(self, limits: ResourceLimits) -> "SpokePolicy":
         return replace(self, limits=limits)

@@ -35,7 +35,7 @@ def store_token(app: str, token_json: str) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token_json)
-    identity = spoke_identity()
+    identity = spoke_identity(app)
     if identity:
         os.chown(folder, *identity)
         os.chown(path, *identity)
