@@ -408,18 +408,24 @@ class Battery:
         return Result(attack, kind, detail, is_contained(attack, kind, detail, error_type), alive)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
     from helpers.configs import paths
     from helpers.sandbox.launcher import SpokeLauncher
     from hub.audit import AuditLog
     from hub.broker import SpokeBroker
 
+    parser = argparse.ArgumentParser(prog="python -m evaluation.escape_battery", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-user-namespace", action="store_true",
+                        help="hub not root: run without user namespaces, as on a system that forbids them")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="secgpt-battery-") as tmp, planted_world(Path(tmp)) as world:
-        with SpokeLauncher() as launcher:
+        with SpokeLauncher(user_namespaces=False if args.no_user_namespace else None) as launcher:
             hub = SpokeBroker(launcher, AuditLog.in_dir(paths.audit_dir()))
             print(f"Escape battery: {len(ATTACKS)} attacks, each from inside a fresh sandboxed spoke.")
             print(f"Landlock ABI {launcher.landlock_abi or 'MISSING'}; spokes run as "
-                  f"{'a uid of their own per app' if launcher.per_app_uids else f'uid {os.getuid()}'}.\n")
+                  f"{'a uid of their own per app' if launcher.per_app_uids else f'uid {os.getuid()}'}"
+                  f"{' in user namespaces' if launcher.user_namespaces else ''}.\n")
             print(f"{'attack':<22} {'contained':<10} {'hub ok':<7} outcome")
             battery = Battery(hub, world)
             failures = 0

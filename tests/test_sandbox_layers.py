@@ -26,6 +26,9 @@ def test_spoke_reports_every_layer(hub):
     assert report.landlock_abi == landlock.abi_version()
     if is_root():
         assert report.uid != 0 and report.gid != 0 and report.mount_namespace
+    if is_root() or hub.launcher.user_namespaces:
+        assert report.mount_namespace and report.network_namespace
+        assert report.user_namespace == (not is_root())
 
 
 @pytest.mark.parametrize("name,value", sorted(rlimits_for(ResourceLimits()).items()))
@@ -118,3 +121,34 @@ def test_spoke_environment_is_clean(hub):
     assert not names & {"OPENAI_API_KEY", "SECGPT_DATA_DIR", "REDIS_URL", "GOOGLE_APPLICATION_CREDENTIALS"}
     assert names <= {"PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "OPENBLAS_NUM_THREADS",
                      "OMP_NUM_THREADS", "HOME", "LANG", "LC_ALL", "TZ"}
+
+
+SQLITE = ("import sqlite3\ndb = sqlite3.connect('notes.db')\ndb.execute('create table if not exists t(x)')\n"
+          "db.execute('insert into t values (1)')\ndb.commit()\nprint(db.execute('select count(*) from t').fetchone()[0])")
+
+
+def test_file_locks_only_with_the_manifest_exception(hub):
+    """SQLite locks its own files: denied by default (locks are a channel between apps), allowed
+    for an app whose manifest names the ``file_locks`` exception, and reported as such."""
+    denied = sandbox_code(hub, SQLITE, name="plain")
+    assert denied.response["error_type"] in ("OperationalError", "PermissionError"), denied.response
+    granted = sandbox_code(hub, SQLITE, name="database", sandbox_exceptions=frozenset({"file_locks"}))
+    assert granted.response["stdout"] == "1\n", granted.response
+    spoke = hub.start(AppSpec(name="database", module=SANDBOX_APP.module,
+                              sandbox_exceptions=frozenset({"file_locks"})))
+    assert spoke.process.ready.sandbox.seccomp_exceptions == ["file_locks"]
+
+
+def test_each_app_has_its_own_uid(hub):
+    if not is_root():
+        pytest.skip("per-app uids need a root hub")
+    uids = {name: sandbox_code(hub, "import os; print(os.getuid(), os.getgid())", name=name).response["stdout"]
+            for name in ("alice", "bob")}
+    assert uids["alice"] != uids["bob"] and "0 " not in uids["alice"]
+
+
+def test_no_other_process_is_visible(hub):
+    if not (hub.launcher.per_app_uids or hub.launcher.user_namespaces):
+        pytest.skip("no private /proc without root or user namespaces (the launcher warned)")
+    code = f"import os\ntry:\n    os.stat('/proc/{os.getpid()}')\n    print('visible')\nexcept OSError as e:\n    print(type(e).__name__)"
+    assert sandbox_code(hub, code).response["stdout"] in ("FileNotFoundError\n", "PermissionError\n")

@@ -32,6 +32,10 @@ class Confinement(_Ctl):
     uid: int | None  # None: the hub is not root, keep the identity
     gid: int | None
     network_namespace: bool
+    # Hub not root: build the same mount view and namespaces inside a new user namespace
+    # (False where the system forbids unprivileged user namespaces: the launcher warns).
+    user_namespace: bool = False
+    seccomp_exceptions: list[str] = []  # per-app, from the manifest; names in policy.POLICY_EXCEPTIONS
 
 
 class FunctionalityProfile(_Ctl):

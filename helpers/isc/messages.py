@@ -194,6 +194,8 @@ class SandboxReport(_Msg):
     landlock_abi: int  # 0: the kernel has no Landlock and the layer is missing
     mount_namespace: bool
     network_namespace: bool
+    user_namespace: bool = False  # the view and namespaces were built in a user namespace (hub not root)
+    seccomp_exceptions: list[str] = []
 
 
 class SpokeReady(_Msg):

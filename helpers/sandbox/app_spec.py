@@ -20,7 +20,8 @@ class AppSpec:
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     extra_read_only: tuple[Path, ...] = ()
     profile: SpokeProfile | None = None
+    sandbox_exceptions: frozenset[str] = frozenset()  # names in policy.POLICY_EXCEPTIONS
 
     def policy(self) -> SpokePolicy:
         return SpokePolicy(app=self.name, data_dir=paths.app_data_dir(self.name), limits=self.limits,
-                           extra_read_only=self.extra_read_only)
+                           extra_read_only=self.extra_read_only, exceptions=self.sandbox_exceptions)

@@ -1,7 +1,9 @@
 """Confine the current process (a freshly forked spoke) by a ``Confinement``.
 
-Order matters: the mount view needs root; rlimits are set while raising is still
-possible for nobody else; the identity is dropped before Landlock and seccomp
+Runs in: spoke (forked by the zygote, before any app code is imported).
+
+Order matters: the mount view needs root (or a user namespace of its own);
+rlimits are set while raising is still possible for nobody else; the identity is dropped before Landlock and seccomp
 (which forbid changing it); seccomp comes last because it forbids the calls
 the earlier steps make. Must run before any app code is imported.
 """
@@ -28,12 +30,22 @@ def _prctl(option: int, value: int) -> None:
 
 
 def confine(spec: Confinement, parent_pid: int) -> SandboxReport:
-    netns = False
+    netns = userns = False
     if spec.uid is not None:
         if spec.network_namespace:
             mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
             netns = True
         mounts.build_view(spec.read_only, spec.read_write, spec.masked, spec.uid, spec.gid or spec.uid)
+    elif spec.user_namespace:
+        # Hub not root: the same view and namespaces, built as root of a new user namespace
+        # mapped to the user's own uid; its capabilities are dropped as soon as the view stands.
+        mounts.enter_user_namespace()
+        userns = True
+        if spec.network_namespace:
+            mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
+            netns = True
+        mounts.build_view(spec.read_only, spec.read_write, spec.masked, os.getuid(), os.getgid())
+        mounts.drop_capabilities()
 
     for name, value in spec.rlimits.items():
         # CPU: SIGXCPU at the soft limit (a clear reason), SIGKILL a moment later if ignored.
@@ -59,9 +71,10 @@ def confine(spec: Confinement, parent_pid: int) -> SandboxReport:
     os.chdir(spec.data_dir)
 
     abi = landlock.restrict(spec.read_only, spec.read_write)
-    seccomp.load()
+    seccomp.load(spec.seccomp_exceptions)
     return SandboxReport(
         uid=os.getuid(), gid=os.getgid(),
         rlimits={name: resource.getrlimit(getattr(resource, name))[0] for name in spec.rlimits},
         seccomp=True, landlock_abi=abi,
-        mount_namespace=spec.uid is not None, network_namespace=netns)
+        mount_namespace=spec.uid is not None or userns, network_namespace=netns, user_namespace=userns,
+        seccomp_exceptions=list(spec.seccomp_exceptions))

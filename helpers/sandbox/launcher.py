@@ -28,7 +28,7 @@ from helpers.isc.control import (
 )
 from helpers.isc.framing import FrameDecoder, encode_frame
 from helpers.isc.messages import ErrorMessage, SpokeReady
-from helpers.sandbox import landlock
+from helpers.sandbox import landlock, mounts
 from helpers.sandbox.policy import SpokePolicy, spoke_identity, zygote_environment
 from helpers.sandbox.zygote import CONTROL_FD
 from helpers.utilities.errors import SandboxError, SpokeError
@@ -36,6 +36,11 @@ from helpers.utilities.errors import SandboxError, SpokeError
 ZYGOTE_START_TIMEOUT = 120.0
 SPAWN_TIMEOUT = 30.0
 SEND_TIMEOUT = 5.0
+USERNS_WARNING = (
+    "WARNING: no unprivileged user namespaces (this system forbids them, e.g. by a sysctl or Ubuntu's "
+    "AppArmor restriction, or they were turned off): spokes run WITHOUT a private mount view, network namespace or IPC namespace, and "
+    "as your own uid; Landlock, seccomp and rlimits still apply. Run the hub as root, or allow "
+    "user namespaces, for every layer.")
 LANDLOCK_WARNING = (
     "WARNING: this kernel has no Landlock (Linux >= 5.13 with 'landlock' in the LSM list): "
     "spokes run WITHOUT filesystem confinement; seccomp, rlimits and the private mount view still apply.")
@@ -69,10 +74,15 @@ def describe_exit(exit: SpokeExited | None) -> str:
 
 
 class SpokeLauncher:
-    def __init__(self, network_namespace: bool = True) -> None:
+    def __init__(self, network_namespace: bool = True, user_namespaces: bool | None = None) -> None:
+        """``user_namespaces``: for a hub that is not root, None probes whether the system allows
+        them; False forces the fallback (Landlock, seccomp, rlimits only), to see what it leaves."""
         self.network_namespace = network_namespace
         self.landlock_abi = landlock.abi_version()
         self.per_app_uids = os.geteuid() == 0  # root: each app's spoke runs as a uid of its own
+        # Not root: build the same view in a user namespace, where the system allows it.
+        self.user_namespaces = (not self.per_app_uids and user_namespaces is not False
+                                and mounts.user_namespaces_work())
         self._uid_owner: dict[int, str] = {}
         self._zygote: subprocess.Popen | None = None
         self._ctl: socket.socket | None = None
@@ -89,6 +99,8 @@ class SpokeLauncher:
     def start(self) -> "SpokeLauncher":
         if self.landlock_abi == 0:
             print(LANDLOCK_WARNING, file=sys.stderr)
+        if not self.per_app_uids and not self.user_namespaces:
+            print(USERNS_WARNING, file=sys.stderr)
         hub_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         os.set_inheritable(zygote_end.fileno(), True)
         # The zygote must find its control socket at CONTROL_FD.
@@ -135,6 +147,7 @@ class SpokeLauncher:
     def confinement(self, policy: SpokePolicy, app_module: str) -> Confinement:
         # Same app, same places: same confinement (computing it walks the interpreter's layout).
         key = (policy.app, str(policy.data_dir), policy.limits.model_dump_json(), policy.extra_read_only,
+               policy.exceptions,
                app_module, str(paths.data_dir()), os.path.expanduser("~"))
         if key not in self._confinements:
             self._confinements[key] = self._confinement(policy, app_module)
@@ -153,7 +166,8 @@ class SpokeLauncher:
             read_write=[str(p) for p in policy.read_write_paths()],
             masked=[str(p) for p in policy.masked_paths()],
             rlimits=policy.rlimits(), uid=uid, gid=gid,
-            network_namespace=self.network_namespace)
+            network_namespace=self.network_namespace, user_namespace=self.user_namespaces,
+            seccomp_exceptions=sorted(policy.exceptions))
 
     def identity(self, app: str) -> tuple[int, int] | None:
         """The (uid, gid) ``app``'s spokes run as; None when the hub is not root. Two apps never

@@ -1,4 +1,8 @@
-"""The spoke's private view of the filesystem (root only: a new mount namespace).
+"""The spoke's private view of the filesystem: a new mount namespace, and for a hub that
+is not root, the user namespace that makes building one possible without privilege.
+
+Runs in: spoke (before any app code), and in a throwaway child of the hub for the
+start-up probe of user namespaces.
 
 Directories that hold secrets (the data directory, the hub user's home) are
 covered with an empty read-only tmpfs; only the paths the spoke needs beneath
@@ -19,10 +23,17 @@ from pathlib import Path
 from helpers.utilities.errors import SandboxError
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
+# statvfs flags of a mount that a user namespace may not drop when it remounts (the kernel locks
+# them), mapped to the mount flags that keep them.
+_LOCKED = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
+           os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME}
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 PROC = Path("/proc")
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -84,11 +95,62 @@ def build_view(read_only: Iterable[Path], read_write: Iterable[Path], masked: It
                 _make_mountpoint(cover, p, is_dir=stat.S_ISDIR(os.fstat(fd).st_mode))
                 _mount(f"/proc/self/fd/{fd}", str(p), None, MS_BIND | MS_REC)
                 if p not in read_write:
-                    _mount(None, str(p), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+                    _mount(None, str(p), None,
+                           MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | _kept_flags(p))
             _mount(None, str(cover), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         finally:
             for fd in handles.values():
                 os.close(fd)
+
+
+def _kept_flags(path: Path) -> int:
+    """The flags of the mount holding ``path`` that a remount must repeat (in a user namespace
+    the kernel refuses a remount that would drop them)."""
+    found = os.statvfs(path).f_flag
+    return sum(flag for st, flag in _LOCKED.items() if found & st)
+
+
+def enter_user_namespace() -> None:
+    """Become root of a new user namespace, mapped to the caller's own uid and gid (the only
+    mapping an unprivileged process may write). Its capabilities reach only namespaces it
+    creates from here on; ``drop_capabilities`` ends them once the view is built."""
+    uid, gid = os.getuid(), os.getgid()
+    unshare(CLONE_NEWUSER)
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+
+def drop_capabilities() -> None:
+    """Clear every capability (effective, permitted, inheritable) of this process."""
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.capset(header, data), "capset")
+
+
+def user_namespaces_work() -> bool:
+    """Whether this system lets an unprivileged process build a spoke's view: a user namespace
+    with mount, network and IPC namespaces and a tmpfs. Probed in a throwaway child (some
+    distributions forbid it, e.g. Ubuntu's AppArmor restriction, or a sysctl)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            enter_user_namespace()
+            unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC)
+            _mount(None, "/", None, MS_REC | MS_PRIVATE)
+            _mount("tmpfs", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k")
+            drop_capabilities()
+            code = 0
+        except BaseException:  # noqa: BLE001 - any failure means "no"
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def _make_mountpoint(cover: Path, target: Path, is_dir: bool) -> None:

@@ -375,6 +375,7 @@ class SpokePolicy:
     data_dir: Path
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     extra_read_only: tuple[Path, ...] = ()
+    exceptions: frozenset[str] = frozenset()  # names in POLICY_EXCEPTIONS, from the manifest
 
     def rlimits(self) -> dict[str, int]:
         return rlimits_for(self.limits)

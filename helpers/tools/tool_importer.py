@@ -13,7 +13,7 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,7 +22,7 @@ from helpers.configs import paths
 from helpers.isc.control import FunctionalityProfile, SpokeProfile
 from helpers.isc.messages import NAME_PATTERN
 from helpers.sandbox.egress import normalize_allowed
-from helpers.sandbox.policy import ResourceLimits
+from helpers.sandbox.policy import POLICY_EXCEPTIONS, ResourceLimits
 from helpers.utilities.errors import ConfigError
 from helpers.sandbox.app_spec import AppSpec
 
@@ -49,6 +49,8 @@ class AppManifest(BaseModel):
     limits: ResourceLimits = Field(default_factory=ResourceLimits)
     annotation: str | None = None  # an annotation app: this text steers the LLM in its own spoke only
     settings: dict[str, str] = Field(default_factory=dict)  # defaults; data/app_settings.json overrides
+    # What this app needs beyond the common sandbox policy (names and reasons: POLICY_EXCEPTIONS).
+    sandbox_exceptions: list[Literal[tuple(POLICY_EXCEPTIONS)]] = Field(default_factory=list)  # type: ignore[valid-type]
 
     @field_validator("allowed_domains")
     @classmethod
@@ -90,6 +92,7 @@ class InstalledApp:
         return AppSpec(name=self.name, module=self.manifest.module,
                        allowed_domains=frozenset(allowed),
                        limits=self.manifest.limits, profile=profile,
+                       sandbox_exceptions=frozenset(self.manifest.sandbox_exceptions),
                        extra_read_only=module_read_paths(self.manifest.module) if self.manifest.module else ())
 
 
