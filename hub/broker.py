@@ -27,6 +27,7 @@ from helpers.isc.messages import (
 )
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.launcher import SpokeLauncher, SpokeProcess, describe_exit
+from helpers.utilities.errors import SpokeError
 from hub.audit import AuditLog
 from hub.http_broker import HttpBroker
 
@@ -90,11 +91,16 @@ class SpokeBroker:
     # --- spoke life cycle ------------------------------------------------------------------
     def start(self, app: AppSpec) -> SpokeHandle:
         started = time.perf_counter()
-        process = self.launcher.spawn(app.policy(), app.module, app.profile)
+        try:
+            process = self.launcher.spawn(app.policy(), app.module, app.profile)
+        except SpokeError as exc:
+            self.audit.record("spoke_refused", app=app.name, reason=str(exc))
+            raise
         handle = SpokeHandle(app=app, process=process)
         self.spokes.append(handle)
-        self.audit.record("spoke_started", app=app.name, pid=process.pid,
-                          sandbox=process.ready.sandbox if process.ready else None,
+        # The sandbox on record is the one the spoke reported before any app code ran (checked by
+        # the launcher against what it asked for); nothing the app sends later replaces it.
+        self.audit.record("spoke_started", app=app.name, pid=process.pid, sandbox=process.sandbox,
                           ms=round((time.perf_counter() - started) * 1000, 2))
         return handle
 

@@ -1,37 +1,63 @@
 """A spoke: one app, confined, serving the hub's requests over one socket.
 
-Runs in a child forked by the zygote. It confines itself first
-(``helpers.sandbox.confine``), and only then imports the app's module. It never
-talks to anything but the hub; everything the app and its agent need goes
-through ``SpokeOperator``. Two requests are served: ``app_request`` (run one
-functionality directly, e.g. for another app) and ``query_request`` (handle a
-user query with this spoke's own LLM agent and memory).
+Runs in: spoke (a child forked by the zygote; this module's start code runs before any app code).
+
+The start follows ``helpers.isc.spoke_start``: the spoke reads its confinement
+from the hub, confines itself (``helpers.sandbox.confine``), reports what it
+applied while no app code has run yet, and only then receives its profile
+(settings included) and imports the app's module, from a path that no longer
+holds its own writable directory. It never talks to anything but the hub;
+everything the app and its agent need goes through ``SpokeOperator``. Two
+requests are served: ``app_request`` (run one functionality directly, e.g. for
+another app) and ``query_request`` (handle a user query with this spoke's own
+LLM agent and memory).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import socket
+import sys
+import time
 import traceback
 
+from helpers.isc import spoke_start
 from helpers.isc.channel import Channel, ChannelClosed, Violation
-from helpers.isc.control import Confinement, SpokeProfile
+from helpers.isc.control import SpokeProfile
 from helpers.isc.messages import (
     AppRequest, AppResponse, ErrorMessage, FinalResponse, MemoryRequest, NoFunctionalityResponse,
-    QueryRequest, SpokeReady,
+    QueryRequest,
 )
-from helpers.utilities.errors import SecGPTError
+from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
+from helpers.utilities.errors import ProtocolError, SecGPTError
 from spoke.spoke_operator import SpokeOperator
 
+# How long a new spoke waits for each of the hub's start messages (the hub gives up sooner).
+START_TIMEOUT = 60.0
 
-def run_spoke(fd: int, confinement: Confinement, profile: SpokeProfile | None, zygote_pid: int) -> int:
-    channel = Channel(socket.socket(fileno=fd))
+
+def run_spoke(fd: int, zygote_pid: int) -> int:
+    sock = socket.socket(fileno=fd)
+    try:
+        confinement = _expect(sock, ConfineRequest).confinement
+    except (SecGPTError, OSError, EOFError) as exc:  # the hub gave up on us, or is gone
+        _try_send(sock, ErrorMessage(code="bad_message", message=f"spoke start: {exc}"[:2000]))
+        return 73
     try:
         from helpers.sandbox.confine import confine
         report = confine(confinement, zygote_pid)
+        _drop_writable_import_paths(confinement.data_dir)
     except Exception as exc:  # noqa: BLE001 - report, then die: never run unconfined
-        _try_send(channel, ErrorMessage(code="internal", message=f"sandbox setup failed: {exc}"[:2000]))
+        _try_send(sock, ErrorMessage(code="internal", message=f"sandbox setup failed: {exc}"[:2000]))
         return 71
+    # Reported now, while the only code in this process is the project's own: the hub records
+    # this report, never anything the app could say later.
+    spoke_start.send(sock, SpokeConfined(app=confinement.app, sandbox=report))
+    try:
+        profile = _expect(sock, LoadRequest).profile
+    except (SecGPTError, OSError, EOFError):
+        return 73
     functionalities: dict = {}
     if confinement.app_module:
         try:
@@ -40,12 +66,29 @@ def run_spoke(fd: int, confinement: Confinement, profile: SpokeProfile | None, z
             functionalities = app_functions(module, [f.name for f in profile.functionalities] if profile else [],
                                             profile.settings if profile else {})
         except Exception as exc:  # noqa: BLE001 - app code is untrusted; report what it did
-            _try_send(channel, ErrorMessage(
+            _try_send(sock, ErrorMessage(
                 code="app_error", message=f"app module {confinement.app_module} failed to load: "
                                           f"{type(exc).__name__}: {exc}"[:2000]))
             return 72
-    channel.send(SpokeReady(app=confinement.app, sandbox=report))
-    return _serve(channel, functionalities, profile)
+    spoke_start.send(sock, SpokeReady(app=confinement.app))
+    return _serve(Channel(sock), functionalities, profile)
+
+
+def _expect(sock: socket.socket, kind: type):
+    message = spoke_start.recv(sock, time.monotonic() + START_TIMEOUT)
+    if not isinstance(message, kind):
+        raise ProtocolError(f"expected {kind.model_fields['type'].default}, got {message.type}")
+    return message
+
+
+def _drop_writable_import_paths(data_dir: str) -> None:
+    """Import app code only from read-only places: never from the working directory (the
+    app's own data directory, where it can write a module that shadows another import)."""
+    here = os.getcwd()
+    writable = (os.path.abspath(data_dir), here)
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not any(
+        os.path.abspath(p) == w or os.path.abspath(p).startswith(w + os.sep) for w in writable)]
+    importlib.invalidate_caches()
 
 
 def _serve(channel: Channel, functionalities: dict, profile: SpokeProfile | None) -> int:
@@ -111,8 +154,8 @@ def _answer_query(message: QueryRequest, profile: SpokeProfile, functionalities:
         return ErrorMessage(id=message.id, code="app_error", message=detail[:4000])
 
 
-def _try_send(channel: Channel, message: ErrorMessage) -> None:
+def _try_send(sock: socket.socket, message: ErrorMessage) -> None:
     try:
-        channel.send(message)
+        spoke_start.send(sock, message)
     except OSError:
         pass

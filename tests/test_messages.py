@@ -33,9 +33,6 @@ EXAMPLES: list[m.Message] = [
     m.MemoryResponse(id=7, value=[{"role": "user", "content": "x"}]),
     m.HttpRequest(id=8, method="GET", url="https://example.com/"),
     m.HttpResponse(id=8, status=200, headers={"content-type": "text/plain"}, body="ok"),
-    m.SpokeReady(app="quick_ride", sandbox=m.SandboxReport(
-        uid=65534, gid=65534, rlimits={"RLIMIT_AS": 1}, seccomp=True, landlock_abi=7,
-        mount_namespace=True, network_namespace=True)),
     m.ErrorMessage(id=None, code="bad_json", message="x"),
 ]
 

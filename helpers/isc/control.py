@@ -1,8 +1,13 @@
-"""Messages between the hub's launcher and the zygote (a trusted, clean process).
+"""Messages between the hub's launcher and the zygote, and the two records the hub hands a
+new spoke: its ``Confinement`` and its agent's ``SpokeProfile``.
 
-Separate from ``messages.Message``: a spoke can never send or receive these.
-The spawn request carries the fully resolved confinement, decided by the hub;
-the zygote and the new spoke only carry it out.
+Runs in: hub and zygote (the records also in a spoke, before app code runs).
+
+Separate from ``messages.Message``: a spoke can never send or receive these. The zygote
+is told nothing about an app: a spawn request is a serial number and the spoke's socket
+(SCM_RIGHTS), so no app's confinement, profile or settings ever passes through the heap
+every later spoke is forked from. The hub sends the confinement and the profile on the
+spoke's own socket (``spoke_start``); the zygote and the new spoke only carry them out.
 """
 
 from __future__ import annotations
@@ -58,10 +63,10 @@ class SpokeProfile(_Ctl):
 
 
 class SpawnRequest(_Ctl):
+    """Fork a spoke on the socket passed with this frame. Nothing app-specific, by design."""
+
     type: Literal["spawn"] = "spawn"
     serial: int
-    confinement: Confinement
-    profile: SpokeProfile | None = None
 
 
 class Spawned(_Ctl):

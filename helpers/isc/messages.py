@@ -185,7 +185,8 @@ class HttpResponse(_Msg):
 # --- life cycle and errors -----------------------------------------------------
 
 class SandboxReport(_Msg):
-    """What the spoke actually applied to itself before any app code ran."""
+    """What the spoke actually applied to itself before any app code ran. Travels only in
+    the start protocol (``spoke_start.SpokeConfined``), never in a ``Message``."""
 
     uid: int
     gid: int
@@ -196,12 +197,6 @@ class SandboxReport(_Msg):
     network_namespace: bool
     user_namespace: bool = False  # the view and namespaces were built in a user namespace (hub not root)
     seccomp_exceptions: list[str] = []
-
-
-class SpokeReady(_Msg):
-    type: Literal["spoke_ready"] = "spoke_ready"
-    app: Name
-    sandbox: SandboxReport
 
 
 ErrorCode = Literal[
@@ -225,7 +220,7 @@ Message = Annotated[
         FunctionProbeRequest, FunctionProbeResponse, AppRequest, AppResponse, QueryRequest,
         FinalResponse, NoFunctionalityResponse, FunctionalityDenialResponse,
         LLMRequest, LLMResponse, MemoryRequest, MemoryResponse,
-        HttpRequest, HttpResponse, SpokeReady, ErrorMessage,
+        HttpRequest, HttpResponse, ErrorMessage,
     ],
     Field(discriminator="type"),
 ]
@@ -234,8 +229,8 @@ MESSAGE_TYPES: tuple[str, ...] = (
     "function_probe_request", "function_probe_response", "app_request", "app_response",
     "query_request", "final_response", "no_functionality_response", "functionality_denial_response",
     "llm_request", "llm_response", "memory_request", "memory_response",
-    "http_request", "http_response", "spoke_ready", "error",
-)
+    "http_request", "http_response", "error",
+)  # a spoke's start (confine, spoke_confined, load_app, spoke_ready) is in spoke_start.py
 
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 

@@ -1,10 +1,15 @@
 """The hub's side of spoke creation: start the zygote, ask it for spokes, stop them.
 
+Runs in: hub.
+
 The launcher decides each spoke's confinement (from ``SpokePolicy``) and hands
-the zygote one end of a fresh socketpair; the hub keeps the other end, which is
-how it knows, for every message, which spoke sent it. Spokes are killed through
-a pidfd (no pid-reuse race); their exit status comes from the zygote, their
-parent.
+the zygote one end of a fresh socketpair, with nothing else: the zygote learns
+nothing about the app. The hub keeps the other end, which is how it knows, for
+every message, which spoke sent it, and on it runs the start protocol
+(``helpers.isc.spoke_start``): confinement to the spoke, the spoke's sandbox
+report back before any app code runs (the one the hub keeps), then the profile.
+Spokes are killed through a pidfd (no pid-reuse race); their exit status comes
+from the zygote, their parent.
 """
 
 from __future__ import annotations
@@ -21,17 +26,19 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from helpers.configs import paths
-from helpers.isc.channel import Channel, ChannelClosed, ChannelTimeout, Violation
+from helpers.isc import spoke_start
+from helpers.isc.channel import Channel
 from helpers.isc.control import (
     CONTROL_ADAPTER, Confinement, ControlMessage, SpawnRequest, Spawned, SpokeExited, SpokeProfile,
     ZygoteReady,
 )
 from helpers.isc.framing import FrameDecoder, encode_frame
-from helpers.isc.messages import ErrorMessage, SpokeReady
+from helpers.isc.messages import ErrorMessage, SandboxReport
+from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
 from helpers.sandbox import landlock, mounts
 from helpers.sandbox.policy import SpokePolicy, spoke_identity, zygote_environment
 from helpers.sandbox.zygote import CONTROL_FD
-from helpers.utilities.errors import SandboxError, SpokeError
+from helpers.utilities.errors import ProtocolError, SandboxError, SpokeError
 
 ZYGOTE_START_TIMEOUT = 120.0
 SPAWN_TIMEOUT = 30.0
@@ -52,9 +59,20 @@ class SpokeProcess:
     pid: int
     pidfd: int
     channel: Channel
-    ready: SpokeReady | None = None
+    # The report the spoke sent after confining itself and before importing any app code: the
+    # only account of its sandbox the hub trusts (checked against what the hub asked for).
+    confined: SpokeConfined | None = None
     exit: SpokeExited | None = None
     started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def sandbox(self) -> SandboxReport | None:
+        return self.confined.sandbox if self.confined else None
+
+    @property
+    def ready(self) -> SpokeConfined | None:
+        """The trusted start report (``.app``, ``.sandbox``); ``spoke_ready`` itself proves nothing."""
+        return self.confined
 
     @property
     def alive(self) -> bool:
@@ -188,9 +206,12 @@ class SpokeLauncher:
         self._prepare_data_dir(policy)
         spec = self.confinement(policy, app_module)
         hub_end, spoke_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Queued on the spoke's own socket, where the child reads it after the fork: the zygote
+        # only ever sees a serial number.
+        spoke_start.send(hub_end, ConfineRequest(confinement=spec))
         with self._lock:
             self._serial += 1
-            request = SpawnRequest(serial=self._serial, confinement=spec, profile=profile)
+            request = SpawnRequest(serial=self._serial)
             frame = encode_frame(request.model_dump_json().encode())
             self._ctl.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                          spoke_end.fileno().to_bytes(4, sys.byteorder, signed=True))])
@@ -205,17 +226,35 @@ class SpokeLauncher:
             raise SpokeError(f"spoke for {policy.app} exited at once ({exc.strerror})") from exc
         spoke = SpokeProcess(app=policy.app, pid=spawned.pid, pidfd=pidfd, channel=Channel(hub_end))
         try:
-            first = spoke.channel.recv(time.monotonic() + SPAWN_TIMEOUT)
-        except (ChannelClosed, ChannelTimeout) as exc:
+            spoke.confined = self._start(hub_end, spec, profile, time.monotonic() + SPAWN_TIMEOUT)
+        except (EOFError, TimeoutError, OSError, ProtocolError, SpokeError) as exc:
             self.kill(spoke)
-            raise SpokeError(f"spoke for {policy.app} did not start: {describe_exit(self.wait_exit(spoke))}") from exc
-        if isinstance(first, SpokeReady):
-            spoke.ready = first
-            return spoke
-        detail = first.message if isinstance(first, ErrorMessage) else (
-            first.detail if isinstance(first, Violation) else f"unexpected {first.type}")
-        self.kill(spoke)
-        raise SpokeError(f"spoke for {policy.app} did not start: {detail}")
+            detail = describe_exit(self.wait_exit(spoke)) if isinstance(exc, EOFError) else str(exc)
+            raise SpokeError(f"spoke for {policy.app} did not start: {detail}") from exc
+        return spoke
+
+    def _start(self, sock: socket.socket, spec: Confinement, profile: SpokeProfile | None,
+               deadline: float) -> SpokeConfined:
+        """The hub's half of ``spoke_start``; returns the report the hub keeps."""
+        confined = self._expect(spoke_start.recv(sock, deadline), SpokeConfined)
+        if confined.app != spec.app:
+            raise SpokeError(f"it reported for app {confined.app!r}, not {spec.app!r}")
+        if (mismatch := spoke_start.report_mismatch(spec, confined.sandbox, self.landlock_abi)) is not None:
+            raise SpokeError(f"its sandbox differs from the one decided: {mismatch}")
+        spoke_start.send(sock, LoadRequest(profile=profile))
+        # From here on the app's code has run in the spoke: what it says is the app's word.
+        ready = self._expect(spoke_start.recv(sock, deadline), SpokeReady)
+        if ready.app != spec.app:
+            raise SpokeError(f"it reported ready as app {ready.app!r}, not {spec.app!r}")
+        return confined
+
+    @staticmethod
+    def _expect(message: spoke_start.StartMessage, kind: type):
+        if isinstance(message, ErrorMessage):
+            raise SpokeError(message.message)
+        if not isinstance(message, kind):
+            raise ProtocolError(f"sent {message.type} where {kind.model_fields['type'].default} belongs")
+        return message
 
     def kill(self, spoke: SpokeProcess) -> None:
         self._collect_exits()  # a spoke the zygote already reaped must not be signalled

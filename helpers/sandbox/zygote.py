@@ -1,10 +1,16 @@
 """The zygote: a clean process that imports the heavy libraries once and forks spokes.
 
+Runs in: zygote (and, after each fork, the new spoke's first instructions).
+
 Started by the hub's launcher with a scrubbed environment (no API key, no user
 data) and a fresh interpreter, so nothing of the hub's memory is ever copied
 into an app. It runs no app code itself: app modules are imported only in a
-spoke, after the spoke has confined itself. It dies with the hub, and its
-spokes die with it.
+spoke, after the spoke has confined itself. It must never parse anything
+app-specific either: every spoke is forked from its heap, so whatever it read
+about app A (a setting, a data path) would be in app B's memory. A spawn request
+is a serial number and a socket; the spoke learns its confinement and profile
+from the hub on that socket, after the fork (``helpers.isc.spoke_start``). It
+dies with the hub, and its spokes die with it.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ def _send(ctl: socket.socket, message) -> None:
 
 
 def main() -> None:
+    # `python -c` puts the working directory first on the path; a spoke's working directory is
+    # its own writable data directory, so that entry would import whatever the app left there.
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     parent = os.getppid()
     _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the hub
     if os.getppid() != parent:
@@ -79,7 +88,10 @@ def _serve(ctl: socket.socket, hub_pid: int) -> None:
             _reap(ctl, children)
         if ctl not in readable:
             continue
-        data, ancdata, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(16 * array.array("i").itemsize))
+        try:
+            data, ancdata, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(16 * array.array("i").itemsize))
+        except ConnectionResetError:  # the hub closed with our reports unread: it is gone all the same
+            data, ancdata = b"", []
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 received = array.array("i")
@@ -91,12 +103,13 @@ def _serve(ctl: socket.socket, hub_pid: int) -> None:
             os._exit(0)
         for frame in decoder.feed(data):
             request = CONTROL_ADAPTER.validate_json(frame)  # the hub is trusted; a bad frame is a bug
+            # (a serial number: nothing about the app, whose setup the spoke reads after the fork)
             if not isinstance(request, SpawnRequest) or not fds:
                 raise RuntimeError(f"zygote: unexpected control message {request!r}")
             spoke_fd = fds.pop(0)
             pid = os.fork()
             if pid == 0:
-                _become_spoke(ctl, (wake_r, wake_w), spoke_fd, request)
+                _become_spoke(ctl, (wake_r, wake_w), spoke_fd)
             os.close(spoke_fd)
             children.add(pid)
             _send(ctl, Spawned(serial=request.serial, pid=pid))
@@ -117,7 +130,7 @@ def _reap(ctl: socket.socket, children: set[int]) -> None:
             signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None))
 
 
-def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int, request: SpawnRequest) -> None:
+def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int) -> None:
     """In the forked child: never returns."""
     code = 70
     try:
@@ -134,7 +147,7 @@ def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int, requ
             os.dup2(null, fd)
         os.closerange(SPOKE_FD + 1, os.sysconf("SC_OPEN_MAX"))
         from spoke.spoke import run_spoke
-        code = run_spoke(SPOKE_FD, request.confinement, request.profile, zygote_pid=os.getppid())
+        code = run_spoke(SPOKE_FD, zygote_pid=os.getppid())
     except BaseException:  # noqa: BLE001 - a spoke must never fall back into the zygote loop
         code = 70
     finally:

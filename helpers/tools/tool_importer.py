@@ -22,7 +22,7 @@ from helpers.configs import paths
 from helpers.isc.control import FunctionalityProfile, SpokeProfile
 from helpers.isc.messages import NAME_PATTERN
 from helpers.sandbox.egress import normalize_allowed
-from helpers.sandbox.policy import POLICY_EXCEPTIONS, ResourceLimits
+from helpers.sandbox.policy import POLICY_EXCEPTIONS, ResourceLimits, interpreter_paths
 from helpers.utilities.errors import ConfigError
 from helpers.sandbox.app_spec import AppSpec
 
@@ -97,19 +97,37 @@ class InstalledApp:
 
 
 def module_read_paths(module: str) -> tuple[Path, ...]:
-    """The package directory a spoke must read to import ``module`` (empty for project code).
-    A module whose top-level package is the repository root itself is refused: granting that
-    would expose data/."""
+    """The directory a spoke must read to import ``module``: nothing for a package every spoke
+    reads already (helpers/ and spoke/, the interpreter's libraries), else its top-level
+    package's own directory.
+
+    Refused, because the grant would expose what the hub keeps from apps: a top-level name
+    that is not a regular package (a namespace package has no __init__.py and takes its
+    portions from every directory on the path: the repository's data/ in the hub, the app's
+    own writable directory in a spoke); a package inside the repository other than its code
+    directories (data/ holds the OAuth client, keys and tokens, wherever the data directory
+    points); a package in or around the data directory."""
     top = module.split(".")[0]
     spec = importlib.util.find_spec(top)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(f"app module {module!r}: {top!r} must be an importable package (a directory with "
                           "__init__.py) on the Python path")
-    package = Path(next(iter(spec.submodule_search_locations))).resolve()
-    if any(package == paths.REPO_ROOT / d for d in paths.CODE_DIRS):
+    if spec.origin in (None, "namespace") or Path(spec.origin).name != "__init__.py":
+        raise ConfigError(f"app module {module!r}: {top!r} is a namespace package (no __init__.py), which any "
+                          f"directory on the Python path can extend; give {top}/ an __init__.py or move the app "
+                          "into helpers/tools/apps/")
+    package = Path(spec.origin).resolve().parent
+    if any(package.is_relative_to(p) for p in (*(paths.REPO_ROOT / d for d in paths.CODE_DIRS),
+                                               *interpreter_paths())):
         return ()
-    if package in (paths.REPO_ROOT, paths.data_dir()) or paths.data_dir().is_relative_to(package):
-        raise ConfigError(f"app module {module!r} lives in {package}, which holds data/; move it into a package")
+    if package.is_relative_to(paths.REPO_ROOT) or paths.REPO_ROOT.is_relative_to(package):
+        raise ConfigError(f"app module {module!r} lives in {package}, inside the repository but outside its code "
+                          f"directories ({', '.join(paths.CODE_DIRS)}); move it into helpers/tools/apps/ or "
+                          "install it as a package outside the repository")
+    data = paths.data_dir()
+    if package.is_relative_to(data) or data.is_relative_to(package):
+        raise ConfigError(f"app module {module!r} lives in {package}, which holds or lies in the data directory "
+                          f"{data}; install it as a package elsewhere")
     return (package,)
 
 

@@ -1,4 +1,5 @@
-"""A test app: keeps notes in its own data directory."""
+"""notes (simulated): keeps short notes in its own data directory. The flow tests install it
+as a user-added app (manifest and specification in tests/fixtures/apps/)."""
 
 
 def save_note(request: dict, hub) -> str:
