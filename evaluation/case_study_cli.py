@@ -17,6 +17,7 @@ from helpers.configs import paths
 from helpers.llm.config import real_llm_configured
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import SecGPTError
+from helpers.utilities.terminal import safe_text
 
 MENU = "Select a case study to run:\n" + "\n".join(f"{n}: {name}" for n, name in NAMES.items())
 RESULTS = paths.REPO_ROOT / "evaluation" / "results"
@@ -76,7 +77,7 @@ def main(system: str, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     llm = args.llm or ("openai" if real_llm_configured() else "scripted")
     out = sys.stderr if args.json else sys.stdout
-    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+    say = lambda text: print(safe_text(text), file=out, flush=True)  # noqa: E731  (app-derived text)
     say(f"{system} case studies; LLM: {'the offline worst-case model (scripted): it obeys every instruction it sees' if llm == 'scripted' else 'the configured real LLM'}")
 
     from helpers.sandbox.launcher import SpokeLauncher
@@ -92,7 +93,7 @@ def main(system: str, argv: list[str] | None = None) -> int:
                     for v in verdicts:
                         print(v.as_json())
                 else:
-                    print(table(verdicts))
+                    print(safe_text(table(verdicts)))
                     print(f"\n(JSON: {RESULTS / 'case_studies.json'})")
                 return 0
             numbers = list(NAMES) if args.all else [args.case] if args.case else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from helpers.permission.store import Category, PermissionStore, Scope
+from helpers.utilities.terminal import safe_text
 
 ConsentMode = Literal["ask", "expected", "all", "none"]
 CONSENT_MODES: tuple[ConsentMode, ...] = ("ask", "expected", "all", "none")
@@ -48,7 +49,7 @@ def dialog_text(request: PermissionRequest) -> str:
     if not request.expected:
         lines.append("WARNING: this operation was NOT expected by the plan for your request.")
     lines += [f"Details: {request.details}", MENU]
-    return "\n".join(lines)
+    return safe_text("\n".join(lines))  # details quote app output: no escape sequence may reach the terminal
 
 
 def ask_user(request: PermissionRequest, read: Callable[[str], str] = input,

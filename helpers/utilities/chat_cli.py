@@ -4,6 +4,13 @@
 spinner while the LLM works, permission dialogs, Ctrl-C cancels an answer,
 Ctrl-D or /exit ends. With stdin not a terminal: one query per line, consent
 defaults to ``expected`` and every permission decision is printed.
+
+Everything shown that an app, the LLM or a configuration file may have written
+(answers, dialogs, debug lines, errors, app descriptions) goes through
+``safe_text`` first: no escape sequence reaches the user's terminal. A budget
+overrun is always shown, in one line.
+
+Runs in: hub (the user's terminal).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 from helpers.llm.config import load_llm_config
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import ConfigError, SecGPTError
+from helpers.utilities.terminal import safe_text
 
 HELP = """Commands:
   /help                      this help
@@ -85,19 +93,25 @@ class Chat:
         self.spinner.stop()
         if not self.interactive:
             raise EOFError("permission questions need a terminal; use --consent")
-        answer = input(prompt)
+        answer = input(safe_text(prompt))
         self.spinner.start()
         return answer
 
     def write(self, text: str) -> None:
         self.spinner.stop()
-        print(text, flush=True)
+        print(safe_text(text), flush=True)
 
     def emit(self, kind: str, text: str) -> None:
-        if self.debug or (kind == "permission" and not self.interactive):
+        if self.debug or kind == "budget" or (kind == "permission" and not self.interactive):
             self.spinner.stop()
-            print(f"  [{kind}] {text}", flush=True)
+            print(f"  [{kind}] {safe_text(text)}", flush=True)
             self.spinner.start()
+
+
+def answer_text(name: str, text: str) -> str:
+    """An answer as printed: the system's name, then the text made safe, its later lines
+    indented so that nothing in it can pass for the chat's own lines (a prompt, a dialog)."""
+    return f"{name}: " + safe_text(text).replace("\n", "\n" + " " * (len(name) + 2))
 
 
 def run_chat(name: str, argv: list[str] | None, build: Callable, description: str) -> int:
@@ -109,10 +123,10 @@ def run_chat(name: str, argv: list[str] | None, build: Callable, description: st
         session = build(args, llm, chat)
         session.start()
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+        print(safe_text(exc), file=sys.stderr)
         return 2
     except SecGPTError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        print(f"{name}: {safe_text(exc)}", file=sys.stderr)
         return 2
     try:
         if interactive:
@@ -148,22 +162,22 @@ def _loop(chat: Chat, session, args) -> int:
         try:
             answer = session.answer(query)
             chat.spinner.stop()
-            print(f"{chat.name}: {answer.text}", flush=True)
+            print(answer_text(chat.name, answer.text), flush=True)
         except KeyboardInterrupt:
             chat.spinner.stop()
             session.cancel()
             print("\n(answer cancelled)")
         except SecGPTError as exc:
             chat.spinner.stop()
-            print(f"{chat.name}: error: {exc}")
+            print(f"{chat.name}: error: {safe_text(exc)}")
             if args.traceback:
                 traceback.print_exc()
         except EOFError as exc:  # a permission question without a terminal
             chat.spinner.stop()
-            print(f"{chat.name}: error: {exc}")
+            print(f"{chat.name}: error: {safe_text(exc)}")
         except Exception as exc:  # noqa: BLE001 - a bug must cost one answer, not the session
             chat.spinner.stop()
-            print(f"{chat.name}: internal error: {type(exc).__name__}: {exc} (--traceback shows where)")
+            print(f"{chat.name}: internal error: {type(exc).__name__}: {safe_text(exc)} (--traceback shows where)")
             if args.traceback:
                 traceback.print_exc()
 
@@ -180,9 +194,9 @@ def _command(chat: Chat, session, line: str) -> str | None:
         print(f"debug {'on' if chat.debug else 'off'}")
     elif cmd == "/apps":
         for app in session.importer.apps.values():
-            print(f"{app.name}: {app.manifest.description}")
+            print(safe_text(f"{app.name}: {app.manifest.description}"))
             for f in app.functionalities.values():
-                print(f"  - {f.name}")
+                print(f"  - {safe_text(f.name)}")
     elif cmd == "/perms":
         store = getattr(session, "store", None)
         if store is None:
@@ -198,9 +212,9 @@ def _command(chat: Chat, session, line: str) -> str | None:
             if not grants:
                 print("no stored permissions")
             for key, entry in sorted(grants.items()):
-                print(f"{key}: " + ", ".join(f"{c}={s}" for c, s in sorted(entry.items())))
+                print(safe_text(f"{key}: " + ", ".join(f"{c}={s}" for c, s in sorted(entry.items()))))
     else:
-        print(f"unknown command {cmd}; /help lists the commands")
+        print(f"unknown command {safe_text(cmd)}; /help lists the commands")
     return None
 
 
