@@ -260,6 +260,19 @@ ATTACKS: tuple[Attack, ...] = (
     _a("list_host_processes", "see the host's processes in /proc",
        "os.stat('/proc/{hub_pid}')", "raises", "FileNotFoundError", "PermissionError", control=True),
     # --- spoke start: the zygote's heap, the sandbox report, module paths, root-side files ---------
+    _a("forged_sandbox_report", "put uid 0 and no seccomp on record with a spoke_confined of its own",
+       "hub_says(frame({{'type': 'spoke_confined', 'app': 'attacker', 'sandbox': {{'uid': 0, 'gid': 0, "
+       "'rlimits': {{}}, 'seccomp': False, 'landlock_abi': 0, 'mount_namespace': False, "
+       "'network_namespace': False}}}}))", "hub_error", "bad_message"),
+    _a("forged_spoke_ready", "report a made-up sandbox in a spoke_ready of its own",
+       "hub_says(frame({{'type': 'spoke_ready', 'app': 'attacker', 'sandbox': {{'uid': 0, 'gid': 0, "
+       "'rlimits': {{}}, 'seccomp': False, 'landlock_abi': 0, 'mount_namespace': False, "
+       "'network_namespace': False}}}}))", "hub_error", "bad_message"),
+    _a("import_from_own_dir", "have a module it wrote into its own directory imported (shadowing)",
+       "open('planted_module.py', 'w').write('x = 1'); import planted_module", "raises", "ModuleNotFoundError"),
+    _a("read_repo_data", "read the repository's data/ (OAuth client, keys) with the data directory elsewhere",
+       "from helpers.configs import paths; print(open(paths.REPO_ROOT / 'data' / 'functionalities.json').read(1))",
+       "raises", *DENIED_FS, control=True),
     # --- hub: egress ports and addresses -----------------------------------------------------------
 )
 

@@ -35,7 +35,7 @@ from helpers.isc.control import (
 from helpers.isc.framing import FrameDecoder, encode_frame
 from helpers.isc.messages import ErrorMessage, SandboxReport
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
-from helpers.sandbox import landlock, mounts
+from helpers.sandbox import app_dirs, landlock, mounts
 from helpers.sandbox.policy import SpokePolicy, spoke_identity, zygote_environment
 from helpers.sandbox.zygote import CONTROL_FD
 from helpers.utilities.errors import ProtocolError, SandboxError, SpokeError
@@ -291,13 +291,8 @@ class SpokeLauncher:
 
     # --- control channel ------------------------------------------------------------------
     def _prepare_data_dir(self, policy: SpokePolicy) -> None:
-        root = paths.apps_data_root()
-        root.mkdir(parents=True, exist_ok=True)
-        policy.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        identity = self.identity(policy.app)
-        if identity:
-            os.chown(policy.data_dir, *identity)
-        os.chmod(policy.data_dir, 0o700)
+        # Through directory descriptors, never following a link: the directory is the app's.
+        app_dirs.prepare_app_dir(policy.data_dir, self.identity(policy.app))
 
     def _wait_spawned(self, serial: int, deadline: float) -> Spawned:
         while True:

@@ -1,10 +1,14 @@
 """Authorise a Google app once: ``python -m helpers.tools.google.authorize gmail``.
 
+Runs in: hub (the user's shell, often root; never in a spoke).
+
 Runs Google's installed-app OAuth flow (google-auth-oauthlib) in the hub's
 environment with the OAuth client in data/credentials.json, then stores the
-token in that app's own data directory (mode 0600, owned by the spoke user),
-where only that app's spoke can read it. Then set the app's backend to
-``google`` in data/app_settings.json.
+token in that app's own data directory (mode 0600, owned by the app's spoke
+uid), where only that app's spoke can read it. The app can write that
+directory, so the token is stored through ``app_dirs`` (no link followed, new
+file renamed into place, owner set on the descriptor). Then set the app's
+backend to ``google`` in data/app_settings.json.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import os
 import sys
 
 from helpers.configs import paths
+from helpers.sandbox import app_dirs
 from helpers.sandbox.policy import spoke_identity
 from helpers.tools.google.client import TOKEN_FILE
+from helpers.utilities.errors import SecGPTError
 
 SCOPES = {
     "gmail": ["https://mail.google.com/"],
@@ -28,18 +34,12 @@ for _name in ("search_gmail", "get_gmail_message", "get_gmail_thread", "send_gma
 
 
 def store_token(app: str, token_json: str) -> str:
-    """Write ``token_json`` as ``app``'s token, readable only by the app's spoke. Returns the path."""
+    """Write ``token_json`` as ``app``'s token, readable only by the app's spoke. Returns the path.
+    Raises ``app_dirs.UnsafeAppPath`` if the app planted a link (or anything but a file) there."""
     folder = paths.app_data_dir(app)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / TOKEN_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token_json)
     identity = spoke_identity(app)
-    if identity:
-        os.chown(folder, *identity)
-        os.chown(path, *identity)
-    return str(path)
+    app_dirs.prepare_app_dir(folder, identity)
+    return str(app_dirs.write_file(folder, TOKEN_FILE, token_json.encode(), mode=0o600, owner=identity))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     from google_auth_oauthlib.flow import InstalledAppFlow
     flow = InstalledAppFlow.from_client_secrets_file(args.credentials, SCOPES[args.app])
     credentials = flow.run_local_server(port=0, open_browser=not args.no_browser)
-    path = store_token(args.app, credentials.to_json())
+    try:
+        path = store_token(args.app, credentials.to_json())
+    except SecGPTError as exc:
+        print(f"authorize: {exc}", file=sys.stderr)
+        return 2
     print(f"Token stored in {path}. Enable it with data/app_settings.json: "
           + json.dumps({args.app: {"backend": "google"}}))
     return 0
