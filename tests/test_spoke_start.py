@@ -215,7 +215,8 @@ def test_project_and_installed_packages_accepted(data_dir, probes_dir, monkeypat
     assert module_read_paths(f"{PROBES}.forge_ready") == ((probes_dir / PROBES).resolve(),)
 
 
-def test_manifest_naming_a_namespace_package_refused_at_load(tmp_path, data_dir):
+def test_manifest_naming_a_namespace_package_refused_before_any_spoke(tmp_path, data_dir):
+    """Refused when the hub turns the manifest into a spoke's spec, before anything is granted."""
     from helpers.tools.tool_importer import ToolImporter
     (tmp_path / "manifests").mkdir()
     (tmp_path / "specifications").mkdir()
