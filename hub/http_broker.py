@@ -1,19 +1,29 @@
 """Network egress on behalf of spokes: check the URL against the app's allowed
-domains, then perform the request from the hub (spokes have no sockets).
+domains and ports, then perform the request from the hub (spokes have no sockets).
 
+The name is resolved once: the addresses checked (public, unless the app lists
+that exact host) are the ones connected to, with the original name as TLS SNI
+and for certificate verification, so a second, different DNS answer (rebinding)
+cannot send the request inside. Nothing is kept between requests (no connection
+reuse, no cookie jar): one app's session never rides along with another's.
 Redirects are not followed here: a 3xx goes back to the app, whose next request
 is checked again. Responses are capped so they fit one frame.
+
+Runs in: hub (and VanillaGPT, which uses it in its own process).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import http.cookiejar
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Mapping
 
+import httpcore
 import httpx
 
 from helpers.isc.messages import ErrorMessage, HttpRequest, HttpResponse
@@ -26,22 +36,60 @@ HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connect
                          "upgrade", "te", "trailer", "keep-alive"})
 
 
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that keeps nothing: a cookie one app's server sets must not go out with another's request."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+class _PinnedBackend(httpcore.SyncBackend):
+    """Connects to the addresses the broker checked, whatever host name the connection is for."""
+
+    def __init__(self, addresses: tuple[str, ...]) -> None:
+        self.addresses = addresses
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        error: Exception | None = None
+        for address in self.addresses:  # in resolver order, like socket.create_connection
+            try:
+                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                           socket_options=socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address to connect to for {host}")
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's own transport, its connections made to ``addresses`` only. TLS still uses the
+    URL's host name: for SNI and for checking the certificate (``ssl_context`` verifies)."""
+
+    def __init__(self, addresses: tuple[str, ...], ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context, trust_env=False)
+        if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):  # httpx's layout changed
+            raise RuntimeError("httpx.HTTPTransport keeps no httpcore pool in _pool: update PinnedTransport")
+        self._pool.close()
+        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=_PinnedBackend(addresses),
+                                             max_connections=1, max_keepalive_connections=0)
+
+
 class HttpBroker:
     def __init__(self, timeout: float = TIMEOUT_S, transport: httpx.BaseTransport | None = None,
-                 local_google=None, services: Mapping[str, httpx.BaseTransport] | None = None) -> None:
+                 local_google=None, services: Mapping[str, httpx.BaseTransport] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         """``transport`` replaces the network (tests replay recorded responses through it);
         ``local_google`` (a LocalGoogleAPI) answers Google's hosts for apps on the offline backend;
         ``services`` maps single-label host names to simulated services answered in this process
-        (an app reaches one only if it lists that exact host, like any host without a domain)."""
+        (an app reaches one only if it lists that exact host, like any host without a domain);
+        ``ssl_context`` verifies servers' certificates (default: the certifi bundle)."""
         self._client = httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False,
-                                    transport=transport)
+                                    transport=transport, cookies=_no_cookies())
+        self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
         self._local_google = local_google
         self._local_client: httpx.Client | None = None
         for host in services or {}:
             if "." in host or host != host.lower():
                 raise ValueError(f"simulated service host {host!r} must be one lower-case label, "
                                  "so that only an app listing it exactly can reach it")
-        self._services = {host: httpx.Client(transport=t, follow_redirects=False)
+        self._services = {host: httpx.Client(transport=t, follow_redirects=False, cookies=_no_cookies())
                           for host, t in (services or {}).items()}
         self._network_replaced = transport is not None  # tests replay recorded responses: no DNS
         self.timeout = timeout
@@ -71,22 +119,29 @@ class HttpBroker:
             return None
         if self._local_client is None:
             api = self._local_google or LocalGoogleAPI()
-            self._local_client = httpx.Client(transport=api.transport(), follow_redirects=False)
+            self._local_client = httpx.Client(transport=api.transport(), follow_redirects=False,
+                                              cookies=_no_cookies())
         return self._local_client
 
-    def _reaches_only_public_addresses(self, request: HttpRequest, exact_hosts: frozenset[str]) -> str | None:
-        """The network client connects to whatever the name resolves to: refuse private,
-        loopback and link-local targets (SSRF, DNS tricks) unless the app lists that host
-        exactly. Returns the reason to refuse, or None."""
-        host = httpx.URL(request.url).host
-        if self._network_replaced or host in exact_hosts:
-            return None
+    def resolve(self, url: str, exact_hosts: frozenset[str]) -> tuple[tuple[str, ...], str | None]:
+        """The addresses to connect to for ``url``, looked up once, and the reason to refuse (or
+        None): a private, loopback or link-local address (SSRF, DNS tricks) is refused unless the
+        app lists that host exactly. The request then goes to these addresses and no other."""
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         except OSError as exc:
-            return f"{host} does not resolve ({exc.strerror or exc})"
-        private = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
-        return f"{host} resolves to a non-public address ({private[0]})" if private else None
+            return (), f"{host} does not resolve ({exc.strerror or exc})"
+        addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+        if host in exact_hosts:
+            return addresses, None
+        private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
+        return addresses, (f"{host} resolves to a non-public address ({private[0]})" if private else None)
+
+    def _reaches_only_public_addresses(self, request: HttpRequest, exact_hosts: frozenset[str]) -> str | None:
+        """The reason ``resolve`` refuses the request's host, or None."""
+        return None if self._network_replaced else self.resolve(request.url, exact_hosts)[1]
 
     def perform(self, request: HttpRequest, offline_google: str | None = None,
                 exact_hosts: frozenset[str] = frozenset()) -> HttpResponse | ErrorMessage:
@@ -107,8 +162,20 @@ class HttpBroker:
         if client is None:
             return ErrorMessage(id=request.id, code="egress_denied",
                                 message=f"this app's Google access ({offline_google}) does not cover {request.url}")
-        if client is self._client and (refusal := self._reaches_only_public_addresses(request, exact_hosts)):
-            return ErrorMessage(id=request.id, code="egress_denied", message=refusal)
+        pinned: httpx.Client | None = None
+        if client is self._client and not self._network_replaced:
+            addresses, refusal = self.resolve(request.url, exact_hosts)
+            if refusal:
+                return ErrorMessage(id=request.id, code="egress_denied", message=refusal)
+            client = pinned = httpx.Client(transport=PinnedTransport(addresses, self._ssl), follow_redirects=False,
+                                           timeout=self.timeout, trust_env=False, cookies=_no_cookies())
+        try:
+            return self._fetch(client, request, body)
+        finally:
+            if pinned is not None:
+                pinned.close()
+
+    def _fetch(self, client: httpx.Client, request: HttpRequest, body: bytes | None) -> HttpResponse | ErrorMessage:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         deadline = time.monotonic() + self.timeout
         try:

@@ -104,7 +104,7 @@ def local_server():
 
 def test_egress_allowed_host_is_fetched_by_the_hub(hub, local_server):
     code = f"r = hub.http('GET', '{local_server}/hello'); print(r.status, r.body)"
-    outcome = sandbox_code(hub, code, allowed_domains=frozenset({"127.0.0.1"}))
+    outcome = sandbox_code(hub, code, allowed_domains=frozenset({local_server.split("//")[1]}))  # 127.0.0.1:PORT
     assert outcome.response["stdout"] == '200 {"path": "/hello"}\n'
     egress = [e for e in read_audit(hub.audit.path) if e["event"] == "egress"]
     assert egress[-1]["allowed"] is True

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from helpers.configs import paths
 from helpers.isc.control import SpokeProfile
+from helpers.sandbox.budget import Budget
 from helpers.sandbox.policy import ResourceLimits, SpokePolicy
 
 
@@ -21,6 +22,7 @@ class AppSpec:
     extra_read_only: tuple[Path, ...] = ()
     profile: SpokeProfile | None = None
     sandbox_exceptions: frozenset[str] = frozenset()  # names in policy.POLICY_EXCEPTIONS
+    budget: Budget = field(default_factory=Budget)  # what it may cost the hub per query (hub/budget.py)
 
     def policy(self) -> SpokePolicy:
         return SpokePolicy(app=self.name, data_dir=paths.app_data_dir(self.name), limits=self.limits,

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from helpers.configs import paths
 from helpers.isc.control import FunctionalityProfile, SpokeProfile
 from helpers.isc.messages import NAME_PATTERN
+from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S, Budget
 from helpers.sandbox.egress import normalize_allowed
+from helpers.tools.app_names import reserved, skeleton
 from helpers.sandbox.policy import POLICY_EXCEPTIONS, ResourceLimits, interpreter_paths
 from helpers.utilities.errors import ConfigError
 from helpers.sandbox.app_spec import AppSpec
@@ -51,11 +53,28 @@ class AppManifest(BaseModel):
     settings: dict[str, str] = Field(default_factory=dict)  # defaults; data/app_settings.json overrides
     # What this app needs beyond the common sandbox policy (names and reasons: POLICY_EXCEPTIONS).
     sandbox_exceptions: list[Literal[tuple(POLICY_EXCEPTIONS)]] = Field(default_factory=list)  # type: ignore[valid-type]
+    # What it may cost the hub per query (LLM calls, prompt and audit KiB), within the hub's maxima.
+    budget: Budget = Field(default_factory=Budget)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if (why := reserved(value)) is not None:
+            raise ValueError(why)
+        return value
 
     @field_validator("allowed_domains")
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         return [normalize_allowed(d) for d in value]
+
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, value: ResourceLimits) -> ResourceLimits:
+        if value.request_timeout_s > MAX_REQUEST_TIMEOUT_S:
+            raise ValueError(f"request_timeout_s {value.request_timeout_s:g} is above the hub's maximum of "
+                             f"{MAX_REQUEST_TIMEOUT_S:g} s; lower it")
+        return value
 
 
 @dataclass(frozen=True)
@@ -92,7 +111,7 @@ class InstalledApp:
         return AppSpec(name=self.name, module=self.manifest.module,
                        allowed_domains=frozenset(allowed),
                        limits=self.manifest.limits, profile=profile,
-                       sandbox_exceptions=frozenset(self.manifest.sandbox_exceptions),
+                       sandbox_exceptions=frozenset(self.manifest.sandbox_exceptions), budget=self.manifest.budget,
                        extra_read_only=module_read_paths(self.manifest.module) if self.manifest.module else ())
 
 
@@ -147,6 +166,7 @@ class ToolImporter:
         self.settings_overrides = _read_settings(paths.data_dir() / "app_settings.json")
         self.apps: dict[str, InstalledApp] = {}
         self.owner: dict[str, str] = {}  # functionality -> app
+        self._looks: dict[str, tuple[str, str]] = {}  # skeleton of an app or functionality name -> (name, app)
         toolkits = self.config.installed_toolkits
         in_toolkit = {f for members in toolkits.values() for f in members}
         groups = dict(toolkits)
@@ -201,6 +221,7 @@ class ToolImporter:
             raise ConfigError(_first_error(path, exc)) from exc
         if manifest.name != app_name:
             raise ConfigError(f"{path}: name is {manifest.name!r}, expected {app_name!r}")
+        self._refuse_confusable(path, app_name, [app_name, *members])
         functionalities = {}
         for name in members:
             if name not in manifest.functionalities:
@@ -213,6 +234,17 @@ class ToolImporter:
             self.owner[name] = app_name
         settings = {**manifest.settings, **self.settings_overrides.get(app_name, {})}
         self.apps[app_name] = InstalledApp(manifest, functionalities, manifest.annotation, settings)
+
+    def _refuse_confusable(self, path: Path, app_name: str, names: list[str]) -> None:
+        """An app's name and its functionalities' names must not look like another installed app's:
+        the user answers permission questions, and the planner picks functionalities, by name."""
+        for name in names:
+            other, owner = self._looks.get(skeleton(name), (name, app_name))
+            if owner != app_name and other != name:
+                raise ConfigError(f"{path}: {name!r} is confusable with {other!r} of the installed app {owner!r} "
+                                  f"(both read as {skeleton(name)!r}); rename {app_name!r}'s {name!r}")
+        for name in names:
+            self._looks.setdefault(skeleton(name), (name, app_name))
 
     def _load_spec(self, name: str) -> tuple[dict, dict]:
         path = self._find("specifications", f"{name}.json")
