@@ -185,3 +185,22 @@ def test_launcher_refuses_an_app_directory_that_is_a_link(hub, data_dir, tmp_pat
     with pytest.raises(UnsafeAppPath, match="linked_app is a symbolic link"):
         hub.start(AppSpec(name="linked_app", module=SANDBOX_APP.module))
     assert stat.S_IMODE(outside.stat().st_mode) == 0o755 and outside.stat().st_uid == os.getuid()
+
+
+@pytest.mark.skipif(not is_root(), reason="changing owners needs root")
+def test_reowning_an_older_directory_never_follows_a_link(world):
+    """A directory written by another uid (an older version's shared spoke user) is handed over
+    whole to the app's own uid; a link inside is re-owned itself, never its target."""
+    root, app_dir, outside, target = world
+    old = (65534, 65534)
+    (app_dir / "sub").mkdir()
+    (app_dir / "sub" / "notes.txt").write_text("mine")
+    (app_dir / "escape").symlink_to(target)
+    (app_dir / "escape_dir").symlink_to(outside)
+    for path in (app_dir, app_dir / "sub", app_dir / "sub" / "notes.txt"):
+        os.chown(path, *old)
+    app_dirs.prepare_app_dir(app_dir, SPOKE_ID, root=root)
+    for path in (app_dir, app_dir / "sub", app_dir / "sub" / "notes.txt"):
+        assert (path.stat().st_uid, path.stat().st_gid) == SPOKE_ID
+    assert os.lstat(app_dir / "escape").st_uid == SPOKE_ID[0]
+    assert target.stat().st_uid == 0 and outside.stat().st_uid == 0  # never followed

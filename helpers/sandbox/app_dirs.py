@@ -42,10 +42,20 @@ def prepare_app_dir(directory: Path, identity: tuple[int, int] | None, root: Pat
     fd = open_dir(directory, root, create=True)
     try:
         if identity is not None:
+            if os.fstat(fd).st_uid != identity[0]:
+                _reown_tree(fd, identity)  # written by another uid (an older version's shared one)
             os.fchown(fd, *identity)
         os.fchmod(fd, 0o700)
     finally:
         os.close(fd)
+
+
+def _reown_tree(fd: int, identity: tuple[int, int]) -> None:
+    """Give everything below the directory ``fd`` to ``identity``: links themselves, never what
+    they point to, and no descent into a linked directory (fwalk checks each one it enters)."""
+    for _, dirs, files, dir_fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+        for name in (*dirs, *files):
+            os.chown(name, *identity, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def write_file(directory: Path, name: str, data: bytes, *, mode: int = 0o600,
