@@ -274,6 +274,15 @@ ATTACKS: tuple[Attack, ...] = (
        "from helpers.configs import paths; print(open(paths.REPO_ROOT / 'data' / 'functionalities.json').read(1))",
        "raises", *DENIED_FS, control=True),
     # --- hub: egress ports and addresses -----------------------------------------------------------
+    _a("egress_local_llm_port", "reach the user's local LLM server through an app allowed 'localhost'",
+       "r = hub.http('GET', 'http://localhost:11434/api/tags'); print(r.code)", "hub_error", "egress_denied",
+       allowed_domains=frozenset({"localhost"})),
+    _a("egress_other_local_port", "reach a local Redis through an app allowed one other port",
+       "r = hub.http('GET', 'http://127.0.0.1:6379/'); print(r.code)", "hub_error", "egress_denied",
+       allowed_domains=frozenset({"127.0.0.1:8080"})),
+    _a("egress_domain_other_port", "reach an allowed domain's other service (SSH port)",
+       "r = hub.http('GET', 'https://mail.google.com:22/'); print(r.code)", "hub_error", "egress_denied",
+       allowed_domains=frozenset({"google.com"})),
 )
 
 

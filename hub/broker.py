@@ -9,6 +9,9 @@ Trust rules enforced here:
   need, is stopped;
 * egress is decided per app (its own allowed domains) before the hub touches
   the network;
+* what a spoke makes the hub spend (LLM calls, prompt and audit bytes) is
+  charged to its app's budget for the query (``hub.budget``); the request that
+  would go over, and every later one of that app in the query, is refused;
 * every message in and out, and every decision, goes to the audit log.
 """
 
@@ -28,7 +31,9 @@ from helpers.isc.messages import (
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.launcher import SpokeLauncher, SpokeProcess, describe_exit
 from helpers.utilities.errors import SpokeError
+from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S
 from hub.audit import AuditLog
+from hub.budget import BudgetExceeded, BudgetLedger
 from hub.http_broker import HttpBroker
 
 # What a spoke may ask the hub for, and what may answer the hub's request.
@@ -87,6 +92,8 @@ class SpokeBroker:
         self.handlers: dict[str, Handler] = {"http_request": self._serve_http}
         self._ids = itertools.count(1)
         self.spokes: list[SpokeHandle] = []
+        self.budgets = BudgetLedger(audit)  # per app, per query: a query is one top-level exchange
+        self._depth = 0  # exchanges in progress (calls nest inside the query's)
 
     # --- spoke life cycle ------------------------------------------------------------------
     def start(self, app: AppSpec) -> SpokeHandle:
@@ -141,15 +148,19 @@ class SpokeBroker:
                                 f"({handle.stop_reason or describe_exit(handle.process.exit)})")
         if handle.busy:
             return ErrorMessage(code="unavailable", message=f"{app} is already busy in this call chain")
-        limit = timeout if timeout is not None else handle.app.limits.request_timeout_s
+        limit = timeout if timeout is not None else min(handle.app.limits.request_timeout_s, MAX_REQUEST_TIMEOUT_S)
         deadline = time.monotonic() + limit
         handle.busy = True
+        if self._depth == 0:
+            self.budgets.new_query()
+        self._depth += 1
         try:
             if (failure := self._send(handle, outgoing)) is not None:
                 return self._send_failed(handle, outgoing.id, failure)
             return self._serve_until_answer(handle, outgoing, deadline, limit)
         finally:
             handle.busy = False
+            self._depth -= 1
 
     def _serve_until_answer(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest, deadline: float,
                             limit: float) -> Outcome:
@@ -195,8 +206,13 @@ class SpokeBroker:
         if handler is None:
             return ErrorMessage(id=message.id, code="unavailable",
                                 message=f"{message.type} is not available in this hub")
+        if (refusal := self.budgets.refusal(handle.app.name)) is not None:
+            return ErrorMessage(id=message.id, code="rate_limited", message=refusal)
         try:
-            return handler(handle, message)
+            with self.budgets.charging(handle.app.name, handle.app.budget):  # its LLM calls, its summaries
+                return handler(handle, message)
+        except BudgetExceeded as exc:
+            return ErrorMessage(id=message.id, code="rate_limited", message=str(exc))
         except Exception as exc:  # noqa: BLE001 - a broker bug must not take the hub down
             self.audit.record("broker_error", app=handle.app.name, type=message.type, error=repr(exc))
             return ErrorMessage(id=message.id, code="internal", message=f"the hub failed to serve "

@@ -61,6 +61,8 @@ class HubOperator:
         self.query = ""
         broker.handlers.update({"llm_request": self._serve_llm, "memory_request": self._serve_memory,
                                 "function_probe_request": self._serve_probe, "app_request": self._serve_app})
+        broker.budgets.notify = lambda text: self.emit("budget", text)  # an overrun: one line for the user
+        llm.audit = llm.audit or broker.audit  # an LLM failure in full (redacted) goes to the audit log only
 
     # --- carrying out a plan ----------------------------------------------------------------------
     def execute(self, query: str, steps: list[PlanStep]) -> Execution:

@@ -110,3 +110,126 @@ def _no_leftovers(data_dir) -> None:
         except OSError:
             continue
         assert not cwd.startswith(str(data_dir)), f"a process was left behind in the data directory: {line}"
+
+
+# --- provider errors: a fixed category to the spoke, the detail (redacted) to the audit log ----------
+
+KEY = "sk-live-Zq8vK2mN4pR7tX1wY5bC9dF3gH6jL0"
+
+
+class EchoingProvider:
+    """An OpenAI-compatible endpoint that fails with ``status`` and writes the request's
+    Authorization header into its error body (as misconfigured proxies and some servers do)."""
+
+    def __init__(self, status: int = 401, delay: float = 0.0) -> None:
+        import http.server
+        import threading
+        import time
+        provider = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers["content-length"]))
+                time.sleep(provider.delay)
+                body = json.dumps({"error": {"message": f"Invalid credentials: {self.headers.get('authorization')}",
+                                             "type": "invalid_request_error"}}).encode()
+                self.send_response(provider.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+        self.status, self.delay = status, delay
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def model(self, timeout: float = 10):
+        from langchain_openai import ChatOpenAI
+        return ChatOpenAI(model="m", base_url=self.base_url, api_key=KEY, max_retries=0, timeout=timeout)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def echoing_provider():
+    provider = EchoingProvider()
+    yield provider
+    provider.close()
+
+
+def test_control_the_providers_error_text_holds_the_key(echoing_provider):
+    """Control: the raw exception a client raises carries the whole key."""
+    with pytest.raises(Exception) as info:
+        echoing_provider.model().invoke("hello")
+    assert KEY in str(info.value)
+
+
+def test_spoke_gets_a_category_never_the_providers_text(launcher, data_dir, echoing_provider):
+    from tests.hub_harness import ASK_LLM, operator_world
+    with operator_world(launcher, data_dir, model=echoing_provider.model()) as world:
+        outcome, _ = world.run(ASK_LLM.format(n=1, size=10))
+        assert outcome.response["stdout"] == "llm_error\nthe LLM call failed: auth_failed (401)\n"
+        log = world.audit.path.read_text()
+        assert KEY not in log and KEY[:12] not in log  # not in what went to the spoke, not in the detail either
+        [failure] = world.events("llm_error")
+        assert failure["category"] == "auth_failed" and failure["status"] == 401
+        assert "Invalid credentials: Bearer [redacted]" in failure["detail"]
+
+
+def test_user_sees_the_category_only(launcher, data_dir, echoing_provider):
+    with secgpt(launcher, LLMConfig(provider="openai", model="m", base_url=echoing_provider.base_url,
+                                    api_key=SecretStr(KEY), timeout_s=10, max_retries=0)) as hub:
+        text = hub.answer(Q_ONE).text
+    assert text == "Sorry, the LLM call failed: auth_failed (401)."
+
+
+@pytest.mark.parametrize("status,category", [(400, "bad_request"), (401, "auth_failed"), (403, "auth_failed"),
+                                             (404, "bad_request"), (429, "rate_limited"), (500, "provider_error"),
+                                             (503, "provider_error")])
+def test_statuses_become_categories(status, category):
+    from hub.llm_broker import LLMBroker
+    from helpers.utilities.errors import LLMError
+    from langchain_core.messages import HumanMessage
+    provider = EchoingProvider(status)
+    try:
+        with pytest.raises(LLMError) as info:
+            LLMBroker(provider.model()).invoke([HumanMessage("hi")])
+    finally:
+        provider.close()
+    assert str(info.value) == f"the LLM call failed: {category} ({status})"
+    assert info.value.__cause__ is None and info.value.__context__ is None  # the provider's exception is not kept
+
+
+def test_timeouts_and_refused_connections_become_categories():
+    import socket
+    from hub.llm_broker import LLMBroker
+    from helpers.utilities.errors import LLMError
+    from langchain_core.messages import HumanMessage
+    slow = EchoingProvider(200, delay=3)
+    try:
+        with pytest.raises(LLMError, match=r"^the LLM call failed: timeout$"):
+            LLMBroker(slow.model(timeout=0.5)).invoke([HumanMessage("hi")])
+    finally:
+        slow.close()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    from langchain_openai import ChatOpenAI
+    closed = ChatOpenAI(model="m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=5)
+    with pytest.raises(LLMError, match=r"^the LLM call failed: connection$"):
+        LLMBroker(closed).invoke([HumanMessage("hi")])
+
+
+@pytest.mark.parametrize("text", [f"key {KEY} was refused", "Authorization: Bearer abc.def-123", "api_key=hunter22x",
+                                  '{"x-api-key": "k-1234567"}', "token: 0123456789abcdef0123456789abcdef01"])
+def test_credentials_are_redacted_from_the_detail(text):
+    from hub.llm_broker import LLMBroker
+    from tests.hub_harness import echo_model
+    redacted = LLMBroker(echo_model()).redact(text)
+    assert "[redacted]" in redacted
+    assert not any(secret in redacted for secret in (KEY, "abc.def-123", "hunter22x", "k-1234567", "0123456789abcdef0"))
