@@ -196,3 +196,12 @@ def test_control_without_digests_the_same_flood_is_written_whole(launcher, data_
         before = world.audit.path.stat().st_size
         world.run(ASK_LLM.format(n=12, size=300_000), budget=Budget(audit_kib=limits.MAX_AUDIT_KIB))
         assert world.audit.path.stat().st_size - before > 12 * 300_000
+
+
+def test_an_overrun_is_one_line_on_the_terminal_even_without_debug(capsys):
+    import argparse
+    from helpers.utilities.chat_cli import Chat
+    chat = Chat("SecGPT", argparse.Namespace(debug=False, consent="expected"), interactive=False)
+    chat.emit("llm", "spender asks the LLM")  # ordinary steps stay hidden without /debug
+    chat.emit("budget", "budget_exceeded: spender used its budget of 5 LLM calls\x1b[2J")
+    assert capsys.readouterr().out == "  [budget] budget_exceeded: spender used its budget of 5 LLM calls\n"
