@@ -17,8 +17,8 @@ def _install(folder, apps: dict[str, list[str]]):
     (folder / "manifests").mkdir(exist_ok=True)
     for app, functionalities in apps.items():
         (folder / "manifests" / f"{app}.json").write_text(json.dumps(
-            {"name": app, "description": f"the {app} app", "functionalities": {f: "does a thing" for f in functionalities},
-             "annotation": "Answer briefly."}))
+            {"name": app, "description": f"the {app} app", "annotation": "Answer briefly.",
+             "functionalities": {f: "does a thing" for f in functionalities}}))
     config = folder / "functionalities.json"
     config.write_text(json.dumps({"installed_toolkits": apps}))
     return ToolImporter(config, extra_dirs=(folder,))

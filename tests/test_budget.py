@@ -116,7 +116,8 @@ SAVE_HISTORY = """
 from helpers.isc.messages import MemoryRequest
 for i in range(12):
     r = hub.request(MemoryRequest(id=hub.next_id(), op="save", kind="history",
-                                  value=[{"role": "user", "content": "q%d" % i}, {"role": "assistant", "content": "a"}]))
+                                  value=[{"role": "user", "content": "q%d" % i},
+                                         {"role": "assistant", "content": "a"}]))
     print(getattr(r, "code", r.type), getattr(r, "message", "")[:60])
 """
 

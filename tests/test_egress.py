@@ -105,7 +105,8 @@ def test_control_the_port_alone_decides():
     assert check(url, {"localhost", "localhost:11434"}).allowed
 
 
-@pytest.mark.parametrize("entry,normal", [("localhost:8080", "localhost:8080"), ("Example.COM:8443", "example.com:8443"),
+@pytest.mark.parametrize("entry,normal", [("localhost:8080", "localhost:8080"),
+                                          ("Example.COM:8443", "example.com:8443"),
                                           ("[::1]:8080", "[::1]:8080"), ("127.0.0.1:1", "127.0.0.1:1")])
 def test_entries_with_ports(entry, normal):
     assert normalize_allowed(entry) == normal
