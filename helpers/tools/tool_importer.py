@@ -222,6 +222,11 @@ class ToolImporter:
         if manifest.name != app_name:
             raise ConfigError(f"{path}: name is {manifest.name!r}, expected {app_name!r}")
         self._refuse_confusable(path, app_name, [app_name, *members])
+        if manifest.module:  # where the code lives is checked at install, not first at spoke start
+            try:
+                module_read_paths(manifest.module)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: module: {exc}") from exc
         functionalities = {}
         for name in members:
             if name not in manifest.functionalities:
