@@ -2,6 +2,8 @@
 
 Holds everything trusted (the LLM and its key, memory, permissions, the audit
 log), plans each query, and hands it to the operator, which runs it in spokes.
+
+Runs in: hub.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class Hub:
     def answer(self, query: str) -> Answer:
         if self.operator is None or self.memory is None:
             raise RuntimeError("call start() first")
+        self.operator.begin_query()
         try:
             history = history_to_langchain(self.memory.context(HUB_NAMESPACE))
             candidates = self.retriever.candidates(query)
@@ -130,6 +133,10 @@ class Hub:
                     break
                 plan = self.planner.plan(query, candidates, history, avoid=avoid)
                 self.emit("plan", "re-planned: " + _describe(plan.steps))
+            notes += run.notes
+            if self.permissions.capped:
+                notes.append(f"After {self.permissions.asked} questions, {self.permissions.capped} more "
+                             "operation(s) the plan did not expect were refused without asking you.")
             if notes:
                 text = f"{text}\n({' '.join(notes)})"
             self._remember(query, text)
@@ -149,9 +156,11 @@ class Hub:
     def _decided(self, request: PermissionRequest, decision: Decision) -> None:
         verdict = "allowed" if decision.allowed else "refused"
         self.audit.record("permission", user=request.user, key=request.key, category=request.category,
-                          expected=request.expected, allowed=decision.allowed, scope=decision.scope,
-                          source=decision.source, details=request.details)
-        self.emit("permission", f"{request.category} {request.key}: {verdict} ({decision.source}"
+                          functionalities=list(request.functionalities), expected=request.expected,
+                          allowed=decision.allowed, scope=decision.scope, source=decision.source,
+                          details=request.details, warning=request.warning)
+        bound = f" ({', '.join(request.functionalities)})" if request.functionalities else ""
+        self.emit("permission", f"{request.category} {request.key}{bound}: {verdict} ({decision.source}"
                                 f"{', ' + decision.scope if decision.scope else ''}"
                                 f"{'' if request.expected else ', NOT expected by the plan'})")
 

@@ -10,6 +10,16 @@ the sender by its socket): LLM calls, its own memory, the user's remembered
 details (data permission), and other apps (exec permission at probe or call,
 collab permission before another app's answer is handed over). Nothing a spoke
 sends can name another spoke's memory or skip a permission.
+
+What counts as expected is the plan, read with suspicion: the planner is an LLM
+that reads text apps wrote, so a planned input naming a destination the user never
+gave (``hub.destinations``) is not expected; the exec dialog shows every planned
+step with its inputs. A call the plan did not expect is asked at the call, with its
+input; so is every call of a functionality with side effects (``hub.effects``). The
+permission manager lets a refusal of what the plan did not expect stand for the rest
+of the query, and caps the questions per query (``begin_query``).
+
+Runs in: hub.
 """
 
 from __future__ import annotations
@@ -29,12 +39,14 @@ from helpers.isc.messages import (
 )
 from helpers.memory.extraction import summarizer
 from helpers.memory.store import MemoryStore
-from helpers.permission.prompt import PermissionManager, PermissionRequest
+from helpers.permission.prompt import PermissionManager, PermissionRequest, shown
 from helpers.permission.store import pair_key
 from helpers.sandbox.app_spec import AppSpec
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable, SecGPTError
 from hub.broker import SpokeBroker, SpokeHandle
+from hub.destinations import Destination, known_keys, unknown
+from hub.effects import SideEffects
 from hub.llm_broker import LLMBroker
 from hub.planner import RESULT_REF, group_steps
 
@@ -49,6 +61,7 @@ class Execution:
     route: str                      # "vanilla", "routing" or the app that handled the query
     refused: str | None = None      # the app whose exec permission the user refused
     dropped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # told to the user after the answer
 
 
 class HubOperator:
@@ -59,14 +72,21 @@ class HubOperator:
         self.emit = emit or (lambda kind, text: None)
         self.spokes: dict[str, SpokeHandle] = {}
         self.query = ""
+        self.side_effects = SideEffects(importer)
+        self._known: frozenset[str] = frozenset()  # destinations the user gave (request, remembered details)
         broker.handlers.update({"llm_request": self._serve_llm, "memory_request": self._serve_memory,
                                 "function_probe_request": self._serve_probe, "app_request": self._serve_app})
         broker.budgets.notify = lambda text: self.emit("budget", text)  # an overrun: one line for the user
         llm.audit = llm.audit or broker.audit  # an LLM failure in full (redacted) goes to the audit log only
 
     # --- carrying out a plan ----------------------------------------------------------------------
+    def begin_query(self) -> None:
+        """A new user query (re-plans of it included): refusals and the count of questions restart."""
+        self.permissions.begin_query()
+
     def execute(self, query: str, steps: list[PlanStep]) -> Execution:
         self.query = query  # what the user said is not another app's data (routing flow check)
+        self._known = self._user_destinations(query)
         # Approvals last one query, for every spoke: a callee's code must not reuse what the
         # user allowed when that app was the main spoke of an earlier query.
         for handle in self.spokes.values():
@@ -83,12 +103,64 @@ class HubOperator:
             self.emit("route", f"{len(groups)} independent groups: the routing spoke handles the query")
             return self._run(ROUTING, query, known, dropped)
         app = self.importer.owner[known[0].name]
-        names = ", ".join(s.name for s in known)
-        decision = self.permissions.check(PermissionRequest(
-            self.user, app, "exec", f"handle your request with {app} (plan: {names})", expected=True))
-        if not decision.allowed:
+        approved, notes = self._approve_plan(app, known)
+        if approved is None:
             return Execution(None, app, refused=app, dropped=dropped)
-        return self._run(app, query, known, dropped)
+        run = self._run(app, query, approved, dropped)
+        run.notes += notes
+        return run
+
+    def _approve_plan(self, app: str, steps: list[PlanStep]) -> tuple[list[PlanStep] | None, list[str]]:
+        """Exec permission for ``app`` to handle the query, its dialog listing every planned step
+        with its inputs. The app's own steps run in its spoke unseen by the hub, so each one that
+        names a destination the user never gave is asked on its own, not expected; refused, it
+        is left out of the plan (the others still run). None when nothing of ``app``'s may run."""
+        suspects = {i: found for i, s in enumerate(steps) if (found := unknown(s.input, self._known))}
+        own = [i for i, s in enumerate(steps) if self.importer.owner[s.name] == app]
+        fine = [i for i in own if i not in suspects]
+        listing = "\n".join(self._step_line(i, s, app, suspects.get(i)) for i, s in enumerate(steps))
+        if fine:
+            decision = self.permissions.check(PermissionRequest(
+                self.user, app, "exec", f"handle your request with {app}; the plan:\n{listing}", expected=True,
+                functionalities=tuple(dict.fromkeys(steps[i].name for i in fine))))
+            if not decision.allowed:
+                return None, []
+        left_out = []
+        for i in (i for i in own if i in suspects):
+            whole = "" if fine else f"\nThe whole plan:\n{listing}"  # not shown already
+            decision = self.permissions.check(PermissionRequest(
+                self.user, app, "exec", f"{app} would run step {i + 1} of the plan: {steps[i].name} "
+                                        f"{shown(steps[i].input)}{whole}",
+                expected=False, functionalities=(steps[i].name,), warning=_destination_warning(suspects[i])))
+            if not decision.allowed:
+                left_out.append(i)
+        if left_out and not fine and len(left_out) == len(own):
+            return None, []
+        kept = [i for i in range(len(steps)) if i not in left_out]
+        notes = [f"I left out step {i + 1} of the plan ({steps[i].name}): it names "
+                 f"{', '.join(d.text for d in suspects[i])}, which you did not give, and it was not allowed."
+                 for i in left_out]
+        return renumber([steps[i] for i in kept], kept), notes
+
+    def _step_line(self, i: int, step: PlanStep, app: str, suspect: list[Destination] | None) -> str:
+        line = f"  {i + 1}. {step.name} {shown(step.input, 160)}"
+        if suspect:
+            line += f"  <- NOT expected: {', '.join(d.text for d in suspect)} is not in your request"
+        owner = self.importer.owner[step.name]
+        if owner != app:
+            line += f"  (asked when {app} calls {owner})"
+        elif suspect:
+            line += " (asked next)"
+        return line
+
+    def _user_destinations(self, query: str) -> frozenset[str]:
+        """Destinations the user gave: in this request, or among the details the hub remembers
+        (extracted from the user's own messages only)."""
+        try:
+            entities = self.memory.entities("hub")
+        except MemoryUnavailable:
+            entities = {}  # fewer known destinations: more questions, never fewer
+        return known_keys([query, *(str(v) for v in entities.values())])
 
     def _guard_plan_data(self, target: str, query: str, steps: list[PlanStep]) -> list[PlanStep]:
         """The plan is written by an LLM that saw the chat history: a step's input may carry
@@ -208,42 +280,74 @@ class HubOperator:
         caller = handle.app.name
         return target if caller == ROUTING else pair_key(caller, target)
 
-    def _exec_allowed(self, handle: SpokeHandle, target: str, functionality: str, use: bool,
+    def _exec_allowed(self, handle: SpokeHandle, target: str, functionality: str,
                       request: dict | None = None, step: int | None = None) -> bool:
-        """Exec permission for ``functionality`` of ``target``, asked once per query: a planned
-        functionality stays approved for the query, for calls that are planned steps (``step``:
-        the one this call is, found with its input); an unplanned one, or a planned one called
-        with other inputs or once more than planned (an injected instruction reusing a planned
-        functionality), for that one call (``use``: this is that call, ``request`` its input;
-        None at a probe, which has no input). A refusal of the functionality stands for the rest
-        of the query."""
+        """Exec permission for ``functionality`` of ``target``, from ``handle``'s spoke, at a probe
+        (``request`` None: nothing runs, the input is not known yet) or at a call (``request`` its
+        input, ``step`` the planned step it is, if any).
+
+        * Expected (a planned step, as planned, naming no destination the user did not give):
+          a read-only functionality is asked once, at the probe, listing its planned inputs, and
+          stays approved for its planned steps in this query; one with side effects is asked at
+          each call, with the input. Refused, the functionality is refused for the query.
+        * Not expected (not in the plan; planned, but with other inputs or once more than
+          planned; a planned input with an unknown destination): never asked at the probe, always
+          at the call, with the input and the reason. (A user's refusal stands for the query:
+          the permission manager does not ask the same again.)"""
         if functionality in handle.refused:
             return False
-        off_plan = request is not None and functionality in handle.expected and step is None
-        if functionality in handle.approved and not off_plan:
-            if use and not handle.approved[functionality]:
-                del handle.approved[functionality]
-            return True
-        expected = functionality in handle.expected and not off_plan
-        caller = handle.app.name
-        who = "the coordinator" if caller == ROUTING else caller
-        details = f"{who} wants to run {functionality} of {target}"
-        if off_plan:
-            details += f", not as planned: {json.dumps(request, ensure_ascii=False)[:300]}"
-        decision = self.permissions.check(PermissionRequest(
-            self.user, self._permission_key(handle, target), "exec", details, expected=expected))
-        if not decision.allowed:
-            if not off_plan:
+        who = "the coordinator" if handle.app.name == ROUTING else handle.app.name
+        key = self._permission_key(handle, target)
+        side_effects = self.side_effects(functionality)
+        planned_inputs = [s.input for s in handle.planned if s.name == functionality]
+        if request is None:
+            if functionality not in handle.expected:
+                return True  # asked at the call, with its input
+            if side_effects or functionality in handle.approved:
+                return True  # with side effects: asked at each call, when its input is known
+            decision = self.permissions.check(PermissionRequest(
+                self.user, key, "exec", f"{who} wants to run {functionality} of {target}, as planned: "
+                                        f"{'; '.join(shown(i, 160) for i in planned_inputs)}",
+                expected=True, functionalities=(functionality,)))
+            if decision.allowed:
+                handle.approved[functionality] = True
+            else:
                 handle.refused.add(functionality)
-        elif expected or not use:
-            handle.approved[functionality] = expected
-        return decision.allowed
+            return decision.allowed
+        suspect = self._suspect(handle, step)
+        details = f"{who} wants to run {functionality} of {target} with {shown(request)}"
+        if step is not None and not suspect:
+            if functionality in handle.approved and not side_effects:
+                return True
+            decision = self.permissions.check(PermissionRequest(
+                self.user, key, "exec", details, expected=True, functionalities=(functionality,)))
+            if not decision.allowed:
+                handle.refused.add(functionality)
+            elif not side_effects:
+                handle.approved[functionality] = True
+            return decision.allowed
+        if suspect:
+            warning = _destination_warning(suspect)
+        elif planned_inputs:
+            warning = (f"the plan has {functionality} with other inputs "
+                       f"({'; '.join(shown(i, 120) for i in planned_inputs)}), or fewer times")
+        else:
+            warning = f"the plan for your request does not use {functionality}"
+        return self.permissions.check(PermissionRequest(
+            self.user, key, "exec", details, expected=False, functionalities=(functionality,),
+            warning=warning)).allowed
+
+    def _suspect(self, handle: SpokeHandle, step: int | None) -> list[Destination]:
+        """The destinations in planned step ``step``'s input that the user did not give."""
+        if step is None or not 0 <= step < len(handle.planned):
+            return []
+        return unknown(handle.planned[step].input, self._known)
 
     def _serve_probe(self, handle: SpokeHandle, request: FunctionProbeRequest) -> Message:
         f = self.importer.functionality(request.functionality)
         if f is None:
             return NoFunctionalityResponse(id=request.id, functionality=request.functionality)
-        if f.app != handle.app.name and not self._exec_allowed(handle, f.app, f.name, use=False):
+        if f.app != handle.app.name and not self._exec_allowed(handle, f.app, f.name):
             return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                reason=f"the user did not allow using {f.app}")
         return FunctionProbeResponse(id=request.id, functionality=f.name, request_schema=f.request_schema)
@@ -258,7 +362,7 @@ class HubOperator:
                                 message=f"{f.name} belongs to {caller}: run it directly")
         # Checked here again: a spoke may skip the probe, never the permission.
         step = self._planned_step(handle, f.name, dict(request.request))
-        if not self._exec_allowed(handle, f.app, f.name, use=True, request=dict(request.request), step=step):
+        if not self._exec_allowed(handle, f.app, f.name, request=dict(request.request), step=step):
             return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                reason=f"the user did not allow using {f.app}")
         try:
@@ -288,10 +392,10 @@ class HubOperator:
             return ErrorMessage(id=request.id, code="app_error",
                                 message=f"{f.name} answered outside its specification: {exc.message}")
         if caller != ROUTING:
-            preview = json.dumps(outcome.response, ensure_ascii=False)[:300]
             decision = self.permissions.check(PermissionRequest(
                 self.user, self._permission_key(handle, f.app), "collab",
-                f"{f.app} answers {caller}: {preview}", expected=step is not None))
+                f"{f.app} answers {caller} ({f.name}): {shown(outcome.response)}",
+                expected=step is not None and not self._suspect(handle, step), functionalities=(f.name,)))
             if not decision.allowed:
                 return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                    reason=f"the user did not allow sharing {f.app}'s answer")
@@ -327,7 +431,8 @@ class HubOperator:
                 continue
             decision = self.permissions.check(PermissionRequest(
                 self.user, pair_key(source, f.app), "collab",
-                f"{source}'s answer would be passed to {f.name}: {sent[:300]}", expected=source in declared))
+                f"{source}'s answer would be passed to {f.name}: {shown(request.request)}",
+                expected=source in declared, functionalities=(f.name,)))
             if not decision.allowed:
                 return FunctionalityDenialResponse(id=request.id, functionality=f.name,
                                                    reason=f"the user did not allow passing {source}'s answer to {f.app}")
@@ -335,6 +440,12 @@ class HubOperator:
 
 
 Verify = Callable[[int, object], bool]
+
+
+def _destination_warning(found: list[Destination]) -> str:
+    names = ", ".join(str(d) for d in found)
+    return (f"the plan names {names}, which is neither in your request nor among your saved details; "
+            "an app's text may have put it there")
 
 
 def planned_step(steps, name: str, request: dict, used=(), from_result: Verify | None = None) -> int | None:

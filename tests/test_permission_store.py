@@ -1,5 +1,5 @@
-"""perm.json: the original semantics, and a file that stays valid and complete under
-killed and concurrent writers."""
+"""perm.json: the original semantics, grants bound to functionalities (old whole-app grants
+still read), and a file that stays valid and complete under killed and concurrent writers."""
 
 from __future__ import annotations
 
@@ -26,6 +26,45 @@ def test_original_format(store):
     assert json.loads(store.path.read_text()) == {
         "0": {"quick_ride": {"exec": "permanent"}, "quick_ride->metro_hail": {"collab": "session"}}}
     assert oct(store.path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_grants_bound_to_functionalities(store):
+    store.grant("0", "gmail", "exec", "permanent", ["search_gmail", "get_gmail_message"])
+    store.grant("0", "metro_hail->gmail", "collab", "session", ["search_gmail"])
+    assert json.loads(store.path.read_text()) == {"0": {
+        "gmail:search_gmail": {"exec": "permanent"}, "gmail:get_gmail_message": {"exec": "permanent"},
+        "metro_hail->gmail:search_gmail": {"collab": "session"}}}
+    assert store.consume("0", "gmail", "exec", ["search_gmail"]) == "permanent"
+    assert store.consume("0", "gmail", "exec", ["send_gmail_message"]) is None
+    assert store.consume("0", "gmail", "exec", ["search_gmail", "send_gmail_message"]) is None  # every one needed
+    assert store.consume("0", "gmail", "exec") is None  # a bound grant is not a whole-app grant
+    assert store.consume("0", "metro_hail->gmail", "collab", ["search_gmail"]) == "session"
+
+
+def test_whole_app_grants_written_before_stay_valid(store):
+    store.grant("0", "gmail", "exec", "permanent")
+    store.grant("0", "quick_ride->metro_hail", "exec", "session")
+    assert store.consume("0", "gmail", "exec", ["send_gmail_message"]) == "permanent"
+    assert store.consume("0", "quick_ride->metro_hail", "exec", ["metro_hail"]) == "session"
+    assert store.consume("0", "metro_hail", "exec", ["metro_hail"]) is None
+
+
+def test_narrowest_scope_and_one_time_used_up_per_functionality(store):
+    store.grant("0", "gmail", "exec", "permanent", ["search_gmail"])
+    store.grant("0", "gmail", "exec", "one_time", ["get_gmail_message"])
+    assert store.consume("0", "gmail", "exec", ["search_gmail", "get_gmail_message"]) == "one_time"
+    assert store.load()["0"] == {"gmail:search_gmail": {"exec": "permanent"}}
+
+
+def test_revoking_an_app_takes_its_bound_grants(store):
+    store.grant("0", "gmail", "exec", "permanent", ["search_gmail"])
+    store.grant("0", "gmail", "data", "permanent")
+    store.grant("0", "gmail_extra", "exec", "permanent")
+    assert store.revoke("0", "gmail", "exec")
+    assert store.load()["0"] == {"gmail": {"data": "permanent"}, "gmail_extra": {"exec": "permanent"}}
+    store.grant("0", "gmail", "exec", "permanent", ["search_gmail", "send_gmail_message"])
+    assert store.revoke("0", "gmail:send_gmail_message")
+    assert set(store.load()["0"]) == {"gmail", "gmail_extra", "gmail:search_gmail"}
 
 
 def test_one_time_is_used_up(store):
@@ -59,6 +98,9 @@ def test_revoke(store):
     (b'{"0": {"a": {"exec": "forever"}}}', "0/a/exec"),
     (b'{"0": {"a": {"fly": "permanent"}}}', "0/a"),
     (b'{"0": {"../x": {"exec": "permanent"}}}', "0"),
+    (b'{"0": {"a:": {"exec": "permanent"}}}', "0"),
+    (b'{"0": {"a->b:c:d": {"exec": "permanent"}}}', "0"),
+    (b'{"0": {"a->b->c:d": {"exec": "permanent"}}}', "0"),
     (b'[]', "top level"),
 ])
 def test_corrupt_file_is_a_clear_error_and_never_overwritten(store, content, where):

@@ -1,6 +1,16 @@
 """data/perm.json: the user's grants, in the original format, written safely.
 
-    {user_id: {app | "A->B": {"exec" | "data" | "collab": "one_time" | "session" | "permanent"}}}
+Runs in: hub.
+
+    {user_id: {key: {"exec" | "data" | "collab": "one_time" | "session" | "permanent"}}}
+
+A key is an app (``gmail``) or a pair (``A->B``: A using B), as in the original, and
+a grant written now is bound to one functionality: ``gmail:search_gmail`` (the app
+running a planned step), ``A->B:send_gmail_message`` (A using that functionality of
+B), ``gmail:send_gmail_message`` for the coordinator of a multi-app plan. A
+whole-app key written earlier is still read, for what it granted: any functionality
+of that app (``consume`` looks for the bound key first, then the whole-app key).
+Data grants stay whole-app: they are about the user's details, not a functionality.
 
 Every change is a read-modify-write under an exclusive lock (flock on a side
 file), and lands by writing a temporary file in the same directory, fsyncing it,
@@ -16,7 +26,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -37,10 +47,17 @@ class _Grants(RootModel[dict[str, dict[str, dict[Category, Scope]]]]):
     def _keys(cls, value: dict) -> dict:
         for user, apps in value.items():
             for key in apps:
-                parts = key.split("->")
-                if len(parts) > 2 or not all(p and p.replace("_", "").isalnum() for p in parts):
-                    raise ValueError(f"user {user!r}: {key!r} is neither an app name nor 'A->B'")
+                whole, _, functionality = key.partition(":")
+                parts = whole.split("->")
+                if (len(parts) > 2 or not all(_name(p) for p in parts)
+                        or (":" in key and not _name(functionality))):
+                    raise ValueError(f"user {user!r}: {key!r} is none of APP, A->B, APP:FUNCTIONALITY, "
+                                     "A->B:FUNCTIONALITY")
         return value
+
+
+def _name(part: str) -> bool:
+    return bool(part) and part.replace("_", "").isalnum()
 
 
 Grants = dict[str, dict[str, dict[str, str]]]
@@ -48,6 +65,17 @@ Grants = dict[str, dict[str, dict[str, str]]]
 
 def pair_key(caller: str, callee: str) -> str:
     return f"{caller}->{callee}"
+
+
+def bound_key(key: str, functionality: str | None) -> str:
+    """The key of a grant bound to one functionality (``A->B:f``); ``key`` itself for none."""
+    return f"{key}:{functionality}" if functionality else key
+
+
+def _candidates(key: str, functionality: str | None) -> tuple[str, ...]:
+    """Where a grant for ``functionality`` under ``key`` may be: bound to it, or (written before
+    grants were bound) to the whole app or pair."""
+    return (bound_key(key, functionality), key) if functionality else (key,)
 
 
 class PermissionStore:
@@ -76,42 +104,65 @@ class PermissionStore:
         return self.load().get(user, {}).get(key, {}).get(category)  # type: ignore[return-value]
 
     # --- changing ----------------------------------------------------------------------------------
-    def grant(self, user: str, key: str, category: Category, scope: Scope) -> None:
+    def grant(self, user: str, key: str, category: Category, scope: Scope,
+              functionalities: Sequence[str] = ()) -> None:
+        """Grant ``category`` under ``key``, bound to each of ``functionalities`` (the whole key
+        when there are none: data grants, and the original format)."""
         _check(category, scope)
-        self._update(lambda g: g.setdefault(user, {}).setdefault(key, {}).__setitem__(category, scope))
+
+        def change(grants: Grants) -> None:
+            for k in [bound_key(key, f) for f in functionalities] or [key]:
+                grants.setdefault(user, {}).setdefault(k, {})[category] = scope
+
+        self._update(change)
 
     def revoke(self, user: str, key: str, category: Category | None = None) -> bool:
+        """Revoke ``key``'s grants; an app or pair key takes its functionality-bound grants with it."""
         found = []
 
         def change(grants: Grants) -> None:
-            entry = grants.get(user, {}).get(key)
-            if entry is None:
-                return
-            for cat in ([category] if category else list(entry)):
-                if entry.pop(cat, None) is not None:
-                    found.append(cat)
-            if not entry:
-                del grants[user][key]
+            entries = grants.get(user, {})
+            for k in [k for k in entries if k == key or (":" not in key and k.startswith(key + ":"))]:
+                entry = entries[k]
+                for cat in ([category] if category else list(entry)):
+                    if entry.pop(cat, None) is not None:
+                        found.append(cat)
+                if not entry:
+                    del entries[k]
 
         self._update(change)
         return bool(found)
 
-    def consume(self, user: str, key: str, category: Category) -> Scope | None:
-        """The standing grant for this operation, if any; a one-time grant is used up."""
+    def consume(self, user: str, key: str, category: Category,
+                functionalities: Sequence[str] = ()) -> Scope | None:
+        """The standing grant covering this operation, if any: one for each of ``functionalities``
+        (bound to it, or to the whole key), or for ``key`` itself when there are none. The
+        narrowest scope found is returned; one-time grants are used up."""
+        def find(grants: Grants) -> list[str] | None:
+            entries = grants.get(user, {})
+            keys = []
+            for f in functionalities or (None,):
+                found = next((k for k in _candidates(key, f) if category in entries.get(k, {})), None)
+                if found is None:
+                    return None
+                keys.append(found)
+            return list(dict.fromkeys(keys))
+
         used: list[Scope] = []
 
         def change(grants: Grants) -> None:
-            entry = grants.get(user, {}).get(key, {})
-            scope = entry.get(category)
-            if scope is None:
+            keys = find(grants)
+            if keys is None:
                 return
-            used.append(scope)  # type: ignore[arg-type]
-            if scope == "one_time":
-                del entry[category]
-                if not entry:
-                    del grants[user][key]
+            entries = grants[user]
+            used.append(min((entries[k][category] for k in keys), key=SCOPES.index))  # type: ignore[arg-type]
+            for k in keys:
+                if entries[k][category] == "one_time":
+                    del entries[k][category]
+                    if not entries[k]:
+                        del entries[k]
 
-        if self.scope(user, key, category) is None:
+        if find(self.load()) is None:
             return None  # the common case: no write, no lock
         self._update(change)
         return used[0] if used else None
