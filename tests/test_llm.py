@@ -95,7 +95,8 @@ def test_chat_from_a_pipe(launcher, data_dir, program, name):
     assert "You: How much is a metro_hail ride" in out and f"{name}: MetroHail fare" in out and METRO in out
     assert "/exit" in out and "unknown command /bogus" in out and "metro_hail: MetroHail" in out
     if name == "SecGPT":
-        assert "[permission] exec metro_hail: allowed (policy:expected" in out
+        # the grant is now bound to the planned functionality: "exec <app> (<functionality>)"
+        assert "[permission] exec metro_hail (metro_hail): allowed (policy:expected" in out
     _no_leftovers(data_dir)
 
 
