@@ -208,9 +208,11 @@ class HubOperator:
         else:
             spec = self.importer.app_spec(name)
         handle = self.broker.start(spec)
-        report = handle.process.ready.sandbox if handle.process.ready else None
-        self.emit("spoke", f"started spoke {name} (pid {handle.process.pid}, uid {report.uid if report else '?'}, "
-                           f"landlock ABI {report.landlock_abi if report else '?'})")
+        report = handle.process.sandbox  # the report sent before any app code ran
+        view = ("no private view or namespaces (fallback)" if not report.mount_namespace
+                else "own view and namespaces" + (" in a user namespace" if report.user_namespace else ""))
+        self.emit("spoke", f"started spoke {name} (pid {handle.process.pid}, uid {report.uid}, "
+                           f"landlock ABI {report.landlock_abi}, {view})")
         self.spokes[name] = handle
         return handle
 
