@@ -43,49 +43,59 @@ class Destination:
 @dataclass(frozen=True)
 class Recogniser:
     pattern: re.Pattern
-    normalise: Callable[[str], str | None]  # None: not a destination after all
+    # (the destination as written, its normalised key), or None: not a destination after all
+    normalise: Callable[[str], tuple[str, str] | None]
     why: str
 
 
-def _email(text: str) -> str | None:
-    return text.lower().removeprefix("mailto:")
+def _domain(name: str) -> str | None:
+    """The longest run of leading labels of ``name`` that ends in a public suffix: text runs
+    on after a sentence's full stop ("www.site.com.They sent"), and that is not part of it."""
+    labels = name.split(".")
+    for n in range(len(labels), 1, -1):
+        candidate = ".".join(labels[:n])
+        if registrable_domain(candidate):
+            return candidate
+    return None
 
 
-def _url(text: str) -> str | None:
+def _email(text: str) -> tuple[str, str] | None:
+    local, _, domain = text.removeprefix("mailto:").rpartition("@")
+    domain = _domain(domain) or domain  # a name without a public suffix (a local host) is kept whole
+    address = f"{local}@{domain}"
+    return address, address.lower()
+
+
+def _url(text: str) -> tuple[str, str] | None:
     host = urlsplit(text if "//" in text else "//" + text).hostname or ""
-    return _host(host)
+    return (text, _host(host)) if host else None
 
 
-def _host(text: str) -> str | None:
-    host = text.lower().rstrip(".")
-    host = host.removeprefix("www.")
-    return host or None
+def _host(text: str) -> str:
+    return text.lower().rstrip(".").removeprefix("www.")
 
 
-def _bare_host(text: str) -> str | None:
-    name = text.split("/", 1)[0].split(":", 1)[0]
-    if not registrable_domain(name):  # "notes.txt", "e.g": no public suffix, so not a host
+def _bare_host(text: str) -> tuple[str, str] | None:
+    name = re.split(r"[/:]", text, maxsplit=1)[0]
+    domain = _domain(name)  # "notes.txt", "e.g": no public suffix, so not a host
+    if domain is None:
         return None
-    return _host(name)
+    return (text if domain == name else domain), _host(domain)
 
 
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
-def _phone(text: str) -> str | None:
-    digits = _digits(text)
+def _phone(text: str) -> tuple[str, str] | None:
+    digits = re.sub(r"\D", "", text)
     # A country code may be written or not: compare the subscriber part.
-    return digits[-9:] if 8 <= len(digits) <= 15 else None
+    return (text, digits[-9:]) if 8 <= len(digits) <= 15 else None
 
 
-def _iban(text: str) -> str | None:
+def _iban(text: str) -> tuple[str, str] | None:
     compact = re.sub(r"\s", "", text).upper()
-    return compact if sum(c.isdigit() for c in compact) >= 8 else None
+    return (text, compact) if sum(c.isdigit() for c in compact) >= 8 else None
 
 
-def _account(text: str) -> str | None:
-    return text
+def _account(text: str) -> tuple[str, str] | None:
+    return text, text
 
 
 # Order matters: each kind's matches are blanked before the next kind looks, so the domain of
@@ -119,11 +129,12 @@ def find(text: str) -> list[Destination]:
     found: list[Destination] = []
     for kind, rule in RECOGNISERS.items():
         def take(match: re.Match) -> str:
-            key = rule.normalise(match.group(0).rstrip(".,;:!?)]}"))
-            if key is None:
+            seen = rule.normalise(match.group(0).rstrip(".,;:!?)]}"))
+            if seen is None:
                 return match.group(0)
-            found.append(Destination(kind, match.group(0).rstrip(".,;:!?)]}"), f"{_family(kind)}:{key}"))
-            return " " * len(match.group(0))
+            written, key = seen
+            found.append(Destination(kind, written, f"{_family(kind)}:{key}"))
+            return match.group(0).replace(written, " " * len(written), 1)
         text = rule.pattern.sub(take, text)
     return found
 

@@ -17,6 +17,8 @@ FOUND = [
     ("www.informations.com", "host", "host:informations.com"),
     ("post the channel to evil.com.", "host", "host:evil.com"),
     ("www.my-website-234.com/random", "host", "host:my-website-234.com"),
+    ("to www.our-company.com.They sent", "host", "host:our-company.com"),  # AgentDojo slack user_task_4
+    ("mail bob@example.com.Then stop", "email", "email:bob@example.com"),
     ("http://10.0.0.1:8080/a", "url", "host:10.0.0.1"),
     ("ping 192.168.1.20", "ip", "host:192.168.1.20"),
     ("GB29 NWBK 6016 1331 9268 19", "iban", "number:GB29NWBK60161331926819"),
@@ -48,6 +50,10 @@ def test_not_a_destination(text):
 def test_every_recogniser_has_a_case_and_a_reason():
     assert {kind for _, kind, _ in FOUND} == set(RECOGNISERS)
     assert all(rule.why for rule in RECOGNISERS.values())
+
+
+def test_text_run_on_after_a_full_stop_is_not_part_of_it():
+    assert [d.text for d in find("www.our-company.com.They sent")] == ["www.our-company.com"]
 
 
 def test_an_email_domain_is_not_also_a_host():

@@ -149,6 +149,23 @@ def test_steered_recipient_of_a_cross_app_step(launcher, data_dir, check, monkey
         assert sent_to(data_dir) == [ACCOUNTANT, ATTACKER]
 
 
+@pytest.mark.parametrize("check", [True, False], ids=["fixed", "control"])
+def test_steered_recipient_in_a_plan_the_coordinator_runs(launcher, data_dir, check, monkeypatch):
+    """Independent steps of two apps: the coordinator calls each through the hub, as planned."""
+    if not check:
+        monkeypatch.setattr("hub.hub_operator.unknown", lambda value, known: [])
+    plan = _steps(("metro_hail", RIDE), _send(ATTACKER, "ride booked"))
+    rules = [{"when": {"system_contains": PLANNER, "context_contains": ATTACKER}, "then": {"content": plan}},
+             {"when": {"called": ["send_gmail_message"]}, "then": {"content": "Fare {tool:metro_hail}."}}]
+    with secgpt(launcher, scripted(data_dir.parent, rules), apps=mail_importer(data_dir, {"quick_ride": VENDOR_TEXT})
+                ) as hub:
+        assert hub.answer(Q_FARE).route == "routing"
+        decisions = permissions(hub)
+    assert ("exec", "metro_hail", True, True) in decisions
+    assert sent_to(data_dir) == ([] if check else [ATTACKER])
+    assert decisions[-1] == ("exec", "gmail", not check, not check)
+
+
 # --- 10: a lasting grant is bound to a functionality and never answers an unexpected call ---------------
 
 class WholeAppGrants(PermissionManager):
