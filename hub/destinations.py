@@ -14,7 +14,9 @@ reference from an earlier result (``<result_k>``) is never looked at here: that
 flow is the user's, judged by the rule for results.
 
 Must never: fetch anything, or treat a destination as known because it merely
-resembles one the user gave (comparison is on the normalised whole value).
+resembles one the user gave. Comparison is on the normalised value: case, a
+leading ``www.``, a link's scheme and path, a phone number's separators and
+country code; a subdomain of a host the user named is another host.
 """
 
 from __future__ import annotations
