@@ -32,7 +32,7 @@ HELP = """Commands:
   /help                      this help
   /apps                      installed apps and their functionalities
   /perms                     your stored permissions
-  /perms revoke KEY [CAT]    revoke a permission (KEY: an app or A->B; CAT: exec, data or collab)
+  /perms revoke KEY [CAT]    revoke a permission (KEY: app, A->B, A:f or A->B:f; CAT: exec, data or collab)
   /debug                     show or hide intermediate steps (plan, spokes, messages, permissions)
   /exit                      quit (Ctrl-D works too; Ctrl-C cancels an answer)"""
 
