@@ -16,6 +16,7 @@ from pathlib import Path
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from helpers.llm.scripted import Script, ScriptedChatModel
+from tests.http_helpers import QuietHandler
 
 
 def _to_langchain(items: list[dict]):
@@ -45,7 +46,7 @@ class OpenAIServer:
         self.waiting = threading.Event()  # set when a request is waiting on ``delay``
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 server.requests.append({"path": self.path, "auth": self.headers.get("authorization"), **body})
@@ -53,7 +54,7 @@ class OpenAIServer:
                     server.waiting.set()
                     time.sleep(0.01)
                 if server.fail_next:
-                    self._send(server.fail_next.pop(0), {"error": {"message": "try later", "type": "test"}})
+                    self.send_json(server.fail_next.pop(0), {"error": {"message": "try later", "type": "test"}})
                     return
                 tools = [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
                           "parameters": t["function"].get("parameters", {})} for t in body.get("tools", [])]
@@ -62,7 +63,7 @@ class OpenAIServer:
                 calls = [{"id": c["id"], "type": "function",
                           "function": {"name": c["name"], "arguments": json.dumps(c["args"])}}
                          for c in message.tool_calls]
-                self._send(200, {
+                self.send_json(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
                     "choices": [{"index": 0, "finish_reason": "tool_calls" if calls else "stop",
                                  "message": {"role": "assistant", "content": message.content or None,
@@ -70,17 +71,6 @@ class OpenAIServer:
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
             server_model = self.model
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

@@ -4,7 +4,6 @@ log, and fuzzing with arbitrary bytes written by a real spoke."""
 from __future__ import annotations
 
 import http.server
-import json
 import threading
 
 import pytest
@@ -16,6 +15,7 @@ from helpers.sandbox.sandbox import SANDBOX_APP
 from hub.audit import read_audit
 from helpers.sandbox.app_spec import AppSpec
 from tests.conftest import sandbox_code
+from tests.http_helpers import QuietHandler
 
 
 def test_normal_call(hub):
@@ -82,17 +82,9 @@ def test_reentrant_call_refused(hub):
 
 @pytest.fixture
 def local_server():
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):  # noqa: N802
-            body = json.dumps({"path": self.path}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.send_json(200, {"path": self.path})
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from helpers.sandbox.egress import check, normalize_allowed
+from tests.http_helpers import QuietHandler
 
 ALLOWED = frozenset({"google.com", "googleapis.com", "localhost"})
 
@@ -130,20 +130,11 @@ class LocalServer:
         self.seen: list[tuple[str, str | None]] = []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802
                 server.seen.append((self.path, self.headers.get("cookie")))
-                body = json.dumps({"path": self.path, "cookie": self.headers.get("cookie")}).encode()
-                self.send_response(200)
-                if self.path == "/login":
-                    self.send_header("set-cookie", "session=app-a-secret; Path=/")
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                cookie = (("set-cookie", "session=app-a-secret; Path=/"),) if self.path == "/login" else ()
+                self.send_json(200, {"path": self.path, "cookie": self.headers.get("cookie")}, cookie)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
@@ -288,16 +279,9 @@ def tls_server(tmp_path_factory):
     (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):  # noqa: N802
-            body = f"host={self.headers.get('host')}".encode()
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.send_body(200, f"host={self.headers.get('host')}".encode())
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_side.load_cert_chain(folder / "cert.pem", folder / "key.pem")

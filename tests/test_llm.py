@@ -15,6 +15,7 @@ from helpers.llm.config import DEFAULT_MODEL, NO_LLM_HELP, load_llm_config
 from helpers.llm.config import LLMConfig
 from helpers.utilities.errors import ConfigError
 from tests.flow_helpers import METRO, Q_ONE, SCRIPT, secgpt
+from tests.http_helpers import QuietHandler
 from tests.openai_server import OpenAIServer
 
 
@@ -128,20 +129,13 @@ class EchoingProvider:
         import time
         provider = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):  # noqa: N802
                 self.rfile.read(int(self.headers["content-length"]))
                 time.sleep(provider.delay)
-                body = json.dumps({"error": {"message": f"Invalid credentials: {self.headers.get('authorization')}",
-                                             "type": "invalid_request_error"}}).encode()
-                self.send_response(provider.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                self.send_json(provider.status, {"error": {
+                    "message": f"Invalid credentials: {self.headers.get('authorization')}",
+                    "type": "invalid_request_error"}})
         self.status, self.delay = status, delay
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
