@@ -23,45 +23,16 @@ at the probe. It never makes a call expected that the plan did not expect.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from helpers.tools.tool_importer import TOOLS_DIR, ToolImporter
-from helpers.utilities.errors import ConfigError
-
-FLAG = "side_effects"
+from helpers.tools.tool_importer import ToolImporter
 
 
 class SideEffects:
-    """``SideEffects(importer)(name)``: does this installed functionality have side effects?"""
+    """``SideEffects(importer)(name)``: does this installed functionality have side effects?
+    (Read, and checked, by the importer with the specification; unknown names: yes.)"""
 
     def __init__(self, importer: ToolImporter) -> None:
         self.importer = importer
-        self._known: dict[str, bool] = {}
 
     def __call__(self, name: str) -> bool:
-        if name not in self._known:
-            self._known[name] = self._read(name)
-        return self._known[name]
-
-    def _read(self, name: str) -> bool:
         app = self.importer.apps.get(self.importer.owner.get(name, ""))
-        if app is None:
-            return True
-        if app.manifest.annotation and not app.manifest.module:
-            return False  # no code: its own spoke's LLM answers, and its calls are checked as any other
-        path = self._specification(name)
-        try:
-            value = json.loads(path.read_text()).get(FLAG, True)
-        except (OSError, ValueError, AttributeError):
-            return True  # the importer already refused a specification it could not read
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: {FLAG} must be true or false, not {value!r}")
-        return value
-
-    def _specification(self, name: str) -> Path:
-        # The same search order as the importer's: the extra app folders first, then helpers/tools.
-        for base in (*self.importer.extra_dirs, TOOLS_DIR):
-            if (base / "specifications" / f"{name}.json").exists():
-                return base / "specifications" / f"{name}.json"
-        return TOOLS_DIR / "specifications" / f"{name}.json"
+        return app.functionalities[name].side_effects if app is not None else True

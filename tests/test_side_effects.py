@@ -69,5 +69,5 @@ def test_a_flag_that_is_not_a_boolean_is_a_clear_error(data_dir):
     source = json.loads((TOOLS_DIR / "specifications" / "search_gmail.json").read_text())
     source["side_effects"] = "no"
     (base / "specifications" / "search_gmail.json").write_text(json.dumps(source))
-    with pytest.raises(ConfigError, match="side_effects must be true or false"):
+    with pytest.raises(ConfigError, match="side_effects must be true or false"):  # refused at install
         SideEffects(mail_importer(data_dir))("search_gmail")

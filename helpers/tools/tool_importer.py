@@ -84,6 +84,7 @@ class Functionality:
     description: str
     request_schema: dict[str, Any]
     response_schema: dict[str, Any]
+    side_effects: bool = True  # the specification's top-level "side_effects" (see hub/effects.py)
 
 
 @dataclass(frozen=True)
@@ -233,9 +234,11 @@ class ToolImporter:
                 raise ConfigError(f"{path}: functionalities: {name!r} is installed but not described here")
             if name in self.owner:
                 raise ConfigError(f"functionality {name!r} is installed twice ({self.owner[name]}, {app_name})")
-            request, response = (ANNOTATION_SCHEMAS if manifest.annotation and not manifest.module
-                                 else self._load_spec(name))
-            functionalities[name] = Functionality(name, app_name, manifest.functionalities[name], request, response)
+            # An annotation app has no code: its own spoke's LLM answers, so it acts on nothing.
+            request, response, effects = ((*ANNOTATION_SCHEMAS, False) if manifest.annotation and not manifest.module
+                                          else self._load_spec(name))
+            functionalities[name] = Functionality(name, app_name, manifest.functionalities[name], request, response,
+                                                  effects)
             self.owner[name] = app_name
         settings = {**manifest.settings, **self.settings_overrides.get(app_name, {})}
         self.apps[app_name] = InstalledApp(manifest, functionalities, manifest.annotation, settings)
@@ -251,7 +254,7 @@ class ToolImporter:
         for name in names:
             self._looks.setdefault(skeleton(name), (name, app_name))
 
-    def _load_spec(self, name: str) -> tuple[dict, dict]:
+    def _load_spec(self, name: str) -> tuple[dict, dict, bool]:
         path = self._find("specifications", f"{name}.json")
         try:
             spec = json.loads(path.read_text())
@@ -266,7 +269,10 @@ class ToolImporter:
                               f"(JSON Schemas): {exc}") from exc
         except jsonschema.SchemaError as exc:
             raise ConfigError(f"{path}: not a valid JSON Schema: {exc.message}") from exc
-        return request, response
+        effects = spec.get("side_effects", True)
+        if not isinstance(effects, bool):
+            raise ConfigError(f"{path}: side_effects must be true or false, not {effects!r}")
+        return request, response, effects
 
 
 # An annotation app has no code: the LLM, steered by its annotation, answers a query.
