@@ -101,7 +101,7 @@ def _add(f: sc.SyscallFilter, action: int, name: str, *args: sc.Arg) -> None:
     if number < 0:
         raise SandboxError(f"seccomp: system call {name!r} is unknown on this architecture")
     try:
-        f.add_rule(action, name if sc.resolve_syscall(sc.system_arch(), name) >= 0 else number, *args)
+        f.add_rule(action, number, *args)
     except (RuntimeError, OSError, ValueError) as exc:
         raise SandboxError(f"seccomp rule for {name!r} could not be added: {exc}") from exc
 
