@@ -26,7 +26,7 @@ def _report(launcher: SpokeLauncher):
     hub = SpokeBroker(launcher, AuditLog(None))
     try:
         spoke = hub.start(AppSpec(name="sandbox", module=SANDBOX_APP.module))
-        return spoke.process.ready.sandbox, hub.call(spoke, "run_code", {"code": CODE}).response["stdout"]
+        return spoke.process.sandbox, hub.call(spoke, "run_code", {"code": CODE}).response["stdout"]
     finally:
         hub.close()
 

@@ -20,7 +20,7 @@ CANARY = "sk-canary-hub-only-7c1e9b2a5d"
 
 def test_spoke_reports_every_layer(hub):
     spoke = hub.start(AppSpec(name="sandbox", module=SANDBOX_APP.module))
-    report = spoke.process.ready.sandbox
+    report = spoke.process.sandbox
     assert report.seccomp
     assert report.rlimits == rlimits_for(ResourceLimits())
     assert report.landlock_abi == landlock.abi_version()
@@ -45,7 +45,7 @@ def test_rlimit_in_force_and_not_raisable(hub, name, value):
 def test_per_app_override(hub, override):
     limits = ResourceLimits(**override)
     spoke = hub.start(AppSpec(name="sandbox", module=SANDBOX_APP.module, limits=limits))
-    assert spoke.process.ready.sandbox.rlimits == rlimits_for(limits)
+    assert spoke.process.sandbox.rlimits == rlimits_for(limits)
 
 
 def test_limits_cannot_switch_a_layer_off():
@@ -136,7 +136,7 @@ def test_file_locks_only_with_the_manifest_exception(hub):
     assert granted.response["stdout"] == "1\n", granted.response
     spoke = hub.start(AppSpec(name="database", module=SANDBOX_APP.module,
                               sandbox_exceptions=frozenset({"file_locks"})))
-    assert spoke.process.ready.sandbox.seccomp_exceptions == ["file_locks"]
+    assert spoke.process.sandbox.seccomp_exceptions == ["file_locks"]
 
 
 def test_each_app_has_its_own_uid(hub):

@@ -31,7 +31,7 @@ def test_user_app_runs_isolated(launcher, data_dir, app, functionality, request_
     broker = SpokeBroker(launcher, AuditLog(None))
     try:
         spoke = broker.start(importer.app_spec(app))
-        assert spoke.process.ready.sandbox.seccomp
+        assert spoke.process.sandbox.seccomp
         outcome = broker.call(spoke, functionality, request_)
         assert isinstance(outcome, AppResponse) and outcome.response == expected
     finally:

@@ -70,11 +70,6 @@ class SpokeProcess:
         return self.confined.sandbox if self.confined else None
 
     @property
-    def ready(self) -> SpokeConfined | None:
-        """The trusted start report (``.app``, ``.sandbox``); ``spoke_ready`` itself proves nothing."""
-        return self.confined
-
-    @property
     def alive(self) -> bool:
         return self.exit is None and not self.channel.closed
 
