@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel
+from evaluation.agentdojo.ground_truth import worst_case_model
 from evaluation.agentdojo.service import SuiteWorld
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
 from helpers.llm.config import LLMConfig
@@ -132,33 +132,6 @@ def _no_terminal(prompt: str) -> str:
 
 
 # --- AgentDojo's side ----------------------------------------------------------------------------------
-
-def worst_case_model(suite, environment) -> GroundTruthModel:
-    """The oracle for one run: every user task's and injection task's ground truth, computed
-    on this run's environment as AgentDojo's GroundTruthPipeline would."""
-    from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
-    from agentdojo.functions_runtime import FunctionsRuntime
-    from evaluation.agentdojo.oracle import words
-    runtime = FunctionsRuntime(suite.tools)
-
-    def calls(task) -> list[Call]:
-        replay = environment.model_copy(deep=True)  # where each value comes from: replay the ground truth
-        out: list[Call] = []
-        seen: list[set[str]] = []
-        for c in task.ground_truth(replay.model_copy(deep=True)):
-            args = json.loads(json.dumps(dict(c.args), default=str))
-            sources = {k: [i for i, held in enumerate(seen) if words(v) and words(v) <= held] for k, v in args.items()}
-            out.append(Call(function=c.function, args=args, sources={k: v for k, v in sources.items() if v},
-                            data_args=tuple(k for k, v in (c.placeholder_args or {}).items() if "$" in json.dumps(v))))
-            result, _ = runtime.run_function(replay, c.function, c.args, raise_on_error=False)
-            seen.append(words(tool_result_to_str(result)))
-        return out
-    return GroundTruthModel(
-        tasks=[Behaviour(trigger=t.PROMPT, calls=calls(t), answer=t.GROUND_TRUTH_OUTPUT)
-               for t in suite.user_tasks.values()],
-        injections=[Behaviour(trigger=t.GOAL, calls=calls(t), answer=t.GROUND_TRUTH_OUTPUT)
-                    for t in suite.injection_tasks.values()])
-
 
 def make_pipeline(system: System, suite, apps: SuiteApps, catalogue: Path, oracle: bool):
     from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
