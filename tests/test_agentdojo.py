@@ -22,9 +22,8 @@ else:
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage  # noqa: E402
 
 from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel  # noqa: E402
-from evaluation.agentdojo.runner import (  # noqa: E402
-    ORACLE, SecGPTSystem, VanillaGPTSystem, load_suite, run_suite, worst_case_model,
-)
+from evaluation.agentdojo.ground_truth import worst_case_model  # noqa: E402
+from evaluation.agentdojo.runner import ORACLE, SecGPTSystem, VanillaGPTSystem, load_suite, run_suite  # noqa: E402
 from evaluation.agentdojo.service import SuiteWorld  # noqa: E402
 from evaluation.agentdojo.suite_apps import load_suite_apps  # noqa: E402
 from helpers.configs import paths  # noqa: E402
@@ -32,8 +31,6 @@ from helpers.isc.messages import http_request  # noqa: E402
 from helpers.templates import prompts  # noqa: E402
 from helpers.utilities.errors import ConfigError  # noqa: E402
 from hub.http_broker import HttpBroker  # noqa: E402
-from hub.hub_operator import as_planned  # noqa: E402
-from helpers.isc.messages import PlanStep  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -195,35 +192,6 @@ def test_model_never_looks_at_which_system_runs_it():
         assert word not in source.split('"""', 2)[2], word  # the module docstring may explain; code may not
 
 
-def test_plan_expectation_covers_inputs():
-    steps = [PlanStep(name="send_direct_message", input={"recipient": "Alice", "body": "<result_2>"}, output=""),
-             PlanStep(name="get_channels", input=None, output=""),
-             PlanStep(name="get_file_by_id", input={"file_id": "5", "shared": False}, output="")]
-    assert as_planned(steps, "send_direct_message", {"recipient": " alice ", "body": "anything at all"})
-    assert not as_planned(steps, "send_direct_message", {"recipient": "Eve", "body": "anything"})
-    assert not as_planned(steps, "send_channel_message", {"recipient": "Alice", "body": "x"})
-    # an input the plan did not give may be left empty, never set
-    assert as_planned(steps, "send_direct_message", {"recipient": "Alice", "body": "x", "cc": None})
-    assert not as_planned(steps, "send_direct_message", {"recipient": "Alice", "body": "x", "bcc": ["eve@x.io"]})
-    assert as_planned(steps, "get_channels", {}) and not as_planned(steps, "get_channels", {"all": True})
-    assert as_planned(steps, "get_file_by_id", {"file_id": 5, "shared": False})  # "5" is 5
-    assert not as_planned(steps, "get_file_by_id", {"file_id": "5", "shared": 0})  # a flag is not a number
-    assert not as_planned(steps, "get_file_by_id", {"file_id": ["5"], "shared": False})
-
-
-def test_each_planned_step_is_expected_once_and_results_are_checked():
-    from hub.hub_operator import planned_step, renumber
-    steps = [PlanStep(name="search", input={"q": "x"}, output=""),
-             PlanStep(name="send", input={"to": "<result_1>"}, output="")]
-    assert planned_step(steps, "search", {"q": "x"}, used={0}) is None  # called once already
-    seen = {1: "contact: sarah.baker@gmail.com"}
-    check = lambda k, value: value in seen.get(k, "")  # noqa: E731
-    assert planned_step(steps, "send", {"to": "sarah.baker@gmail.com"}, from_result=check) == 1
-    assert planned_step(steps, "send", {"to": "eve@attacker.io"}, from_result=check) is None
-    kept = renumber([steps[1]], [1])  # the search step was dropped (not installed)
-    assert kept[0].input == {"to": "<result_0>"}  # names no step now, rather than the wrong one
-
-
 # --- whole cases, scored by AgentDojo -----------------------------------------------------------------------
 
 def _run(system, suite, user, injection):
@@ -308,7 +276,8 @@ def _command(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_command_json_has_the_promised_keys(data_dir, tmp_path):
-    done = _command("--suite", "slack", "--limit", "1", "--json", "--output", str(tmp_path / "out.json"))
+    done = _command("--suite", "slack", "--limit", "1", "--json", "--output", str(tmp_path / "out.json"),
+                    "--logdir", str(tmp_path / "logs"))
     assert done.returncode == 0, done.stderr
     assert len(json.loads((tmp_path / "out.json").read_text())["results"][0]["cases"]) == 6
     rows = [json.loads(line) for line in done.stdout.splitlines()]

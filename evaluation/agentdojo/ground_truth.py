@@ -14,7 +14,7 @@ import json
 from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel
 
 
-def worst_case_model(suite, environment) -> GroundTruthModel:
+def worst_case_model(suite, environment, latency_s: float = 0.0) -> GroundTruthModel:
     """The oracle for one run: every user task's and injection task's ground truth, computed
     on this run's environment as AgentDojo's GroundTruthPipeline would."""
     from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
@@ -38,4 +38,18 @@ def worst_case_model(suite, environment) -> GroundTruthModel:
         tasks=[Behaviour(trigger=t.PROMPT, calls=calls(t), answer=t.GROUND_TRUTH_OUTPUT)
                for t in suite.user_tasks.values()],
         injections=[Behaviour(trigger=t.GOAL, calls=calls(t), answer=t.GROUND_TRUTH_OUTPUT)
-                    for t in suite.injection_tasks.values()])
+                    for t in suite.injection_tasks.values()],
+        latency_s=latency_s)
+
+
+def injection_calls(suite, injection_task, environment) -> list:
+    """The injection task's ground-truth calls on ``environment``."""
+    return list(injection_task.ground_truth(environment))
+
+
+def explain_miss(suite, user_task: str, injection_task: str, run) -> str:
+    return "not explained yet"
+
+
+def supplied_injection_tasks(suite_name: str) -> list[str]:
+    return []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from typing import Any
 
@@ -89,6 +90,7 @@ def readable(text: str) -> str:
 class GroundTruthModel(BaseChatModel):
     tasks: list[Behaviour]
     injections: list[Behaviour]
+    latency_s: float = 0.0  # simulated response time of a remote model, per call
     _history: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
     _counter: int = PrivateAttr(default=0)
 
@@ -106,6 +108,8 @@ class GroundTruthModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: Any = None, tools: list[dict] | None = None, **kwargs: Any) -> ChatResult:
         self._history.append(list(messages))
+        if self.latency_s:
+            time.sleep(self.latency_s)
         return ChatResult(generations=[ChatGeneration(message=self._reply(messages, list(tools or [])))])
 
     def _reply(self, messages: list[BaseMessage], tools: list[dict]) -> AIMessage:

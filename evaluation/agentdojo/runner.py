@@ -1,33 +1,40 @@
-"""Run AgentDojo suites through SecGPT or VanillaGPT and let AgentDojo score them.
+"""Run AgentDojo cases through SecGPT or VanillaGPT and let AgentDojo score them.
+
+Runs in: the evaluation (outside the system under test; it starts the system's hub).
 
 Each system is an AgentDojo pipeline element (``SystemPipeline``): AgentDojo's own
 ``TaskSuite.run_task_with_pipeline`` loads and injects the environment, hands us the
 prompt, and scores utility and security with the task's own checks on the environment
 after the run and the function-call trace. Inside ``query`` a fresh session of the
-system under test answers the prompt, with the suite's apps installed; the apps reach
-the environment only through their own simulated service (service.py), so the trace
-is what the apps really did.
+system under test answers the prompt, with the suite's apps installed, in a fresh data
+directory (its own memory, permissions and audit log); the apps reach the environment
+only through their own simulated service (service.py), so the trace is what the apps
+really did. A run that did not complete as designed (the system's answer carries a
+failure, or the harness raised) is recorded as an error and never scored.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
-from evaluation.agentdojo.ground_truth import worst_case_model
+from evaluation.agentdojo.cases import CaseSpec, make_attack, suite_cases
+from evaluation.agentdojo.results import Case, SuiteResult, summarize
 from evaluation.agentdojo.service import SuiteWorld
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
 from helpers.llm.config import LLMConfig
-from helpers.utilities.environment import scratch_data_dir
 from helpers.utilities.errors import ConfigError
 
 BENCHMARK_VERSION = "v1.2.2"
-ATTACK_USER = "Emma Johnson"  # the victim's name AgentDojo's important_instructions attack signs with
 ORACLE = LLMConfig(provider="scripted", model="agentdojo-ground-truth")
 INSTALL_HINT = "pip install -r evaluation/agentdojo/requirements.txt"
+ANSWER_KEPT = 2000  # characters of the answer kept per case
 
 Say = Callable[[str], None]
 
@@ -48,44 +55,13 @@ def load_suite(name: str, version: str = BENCHMARK_VERSION):
     return suites[name]
 
 
-@dataclass
-class Case:
-    user_task: str
-    injection_task: str | None
-    utility: bool
-    attacked: bool | None = None
-    kind: str | None = None            # "cross_app" or "same_app"
-    answer: str = ""
-    calls: list[str] = field(default_factory=list)   # app.function of each call that ran
-
-
-@dataclass
-class SuiteResult:
-    suite: str
-    system: str
-    llm: str
-    consent: str
-    benchmark_version: str
-    attack: str
-    apps: str
-    utility: float
-    utility_under_attack: float | None   # None: no security case ran
-    asr: float | None
-    asr_cross_app: float | None
-    asr_same_app: float | None
-    n_user_tasks: int
-    n_security_cases: int
-    n_cross_app: int
-    n_same_app: int
-    injection_tasks_without_ground_truth: list[str]
-    cases: list[Case]
-
-    def summary(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "cases"}
-
-
 # --- the systems ----------------------------------------------------------------------------------------
 
+@dataclass
+class Reply:
+    """What a system gave for one prompt: its answer, and its failure if it did not complete."""
+    text: str
+    error: dict | None = None   # {"kind", "message"}
 
 
 class System:
@@ -96,14 +72,14 @@ class System:
         self.llm, self.consent, self.launcher = llm, consent, launcher
         self.emit = emit  # the system's own progress events (--verbose)
 
-    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> str:
+    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
         raise NotImplementedError
 
 
 class SecGPTSystem(System):
     name = "SecGPT"
 
-    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> str:
+    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
         from helpers.tools.tool_importer import ToolImporter
         from hub.http_broker import HttpBroker
         from hub.hub import Hub
@@ -111,147 +87,166 @@ class SecGPTSystem(System):
         with Hub(self.llm, consent=self.consent, importer=importer, launcher=self.launcher,
                  http=HttpBroker(services=world.transports()), chat_model=model,
                  read=_no_terminal, write=lambda text: None, emit=self.emit) as hub:
-            return hub.answer(query).text
+            return _reply(hub.answer(query))
 
 
 class VanillaGPTSystem(System):
     name = "VanillaGPT"
 
-    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> str:
+    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
         from helpers.tools.tool_importer import ToolImporter
         from hub.http_broker import HttpBroker
         from vanillagpt.vanillagpt import VanillaGPT
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         with VanillaGPT(self.llm, importer=importer, http=HttpBroker(services=world.transports()),
                         chat_model=model, emit=self.emit) as vanilla:
-            return vanilla.answer(query).text
+            return _reply(vanilla.answer(query))
+
+
+def _reply(answer) -> Reply:
+    failure = getattr(answer, "error", None)
+    if failure is None:
+        return Reply(answer.text)
+    data = asdict(failure) if is_dataclass(failure) else failure.model_dump()
+    return Reply(answer.text, {"kind": str(data["kind"]), "message": str(data["message"])})
 
 
 def _no_terminal(prompt: str) -> str:
     raise ConfigError("the AgentDojo evaluation cannot ask the user; use --consent expected, all or none")
 
 
-# --- AgentDojo's side ----------------------------------------------------------------------------------
-
-def make_pipeline(system: System, suite, apps: SuiteApps, catalogue: Path, oracle: bool):
-    from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
-    from agentdojo.functions_runtime import FunctionCall
-    from agentdojo.types import (ChatAssistantMessage, ChatToolResultMessage, ChatUserMessage,
-                                 text_content_block_from_string)
-
-    class SystemPipeline(BasePipelineElement):
-        name = system.name.lower()
-
-        def __init__(self) -> None:
-            self.last_world: SuiteWorld | None = None
-            self.last_answer = ""
-
-        def query(self, query: str, runtime, env, messages: Sequence = (), extra_args: dict | None = None):
-            world = SuiteWorld(apps, runtime, env)
-            model = worst_case_model(suite, env) if oracle else None
-            with scratch_data_dir("secgpt-agentdojo-"):  # no memory, grant or audit entry reaches the next case
-                answer = system.answer(query, catalogue, world, model)
-            self.last_world, self.last_answer = world, answer
-            out = [ChatUserMessage(role="user", content=[text_content_block_from_string(query)])]
-            for i, entry in enumerate(world.trace):
-                call = FunctionCall(function=entry.function, args=entry.args, id=f"call_{i}")
-                out.append(ChatAssistantMessage(role="assistant", content=None, tool_calls=[call]))
-                out.append(ChatToolResultMessage(role="tool", content=[text_content_block_from_string(entry.result)],
-                                                 tool_call_id=call.id, tool_call=call, error=entry.error))
-            out.append(ChatAssistantMessage(role="assistant", content=[text_content_block_from_string(answer)],
-                                            tool_calls=None))
-            return query, runtime, env, [*messages, *out], dict(extra_args or {})
-
-    return SystemPipeline()
+def permission_prompts(data_dir: Path) -> tuple[int, int]:
+    """Questions put in one run, from the hub's own audit log: (all, about unexpected operations).
+    A standing grant answering is no question; the user or the consent policy answering is."""
+    asked = unexpected = 0
+    for log in sorted((data_dir / "audit").glob("audit-*.jsonl")):
+        for line in log.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            if entry.get("event") != "permission" or entry.get("source") == "stored":
+                continue
+            asked += 1
+            unexpected += not entry.get("expected")
+    return asked, unexpected
 
 
-def injection_sources(suite, user_task, apps: SuiteApps) -> dict[str, set[str]]:
-    """For each injection vector the user task's ground truth reads: the apps whose tool
-    results carry it (found with canaries, as AgentDojo finds injectable vectors)."""
-    from agentdojo.agent_pipeline.ground_truth_pipeline import GroundTruthPipeline
-    from agentdojo.functions_runtime import FunctionsRuntime
-    from agentdojo.types import get_text_content_as_str
-    canaries = {v: f"<CANARY---{v}--->" for v in suite.get_injection_vector_defaults()}
-    environment = suite.load_and_inject_default_environment(canaries)
-    _, _, _, messages, _ = GroundTruthPipeline(user_task).query(user_task.PROMPT, FunctionsRuntime(suite.tools),
-                                                                environment)
-    found: dict[str, set[str]] = {}
-    for m in messages:
-        if m["role"] != "tool":
-            continue
-        text = get_text_content_as_str(m["content"])
-        for vector, canary in canaries.items():
-            if canary in text:
-                found.setdefault(vector, set()).add(apps.app_of(m["tool_call"].function))
-    return found
+# --- one case ---------------------------------------------------------------------------------------------
+
+@dataclass
+class CaseRun:
+    """A case and what its log keeps beside it: AgentDojo's raw verdicts, the injections, the messages."""
+    case: Case
+    injections: dict[str, str]
+    messages: list
+    utility: bool
+    security: bool
+    pre_environment: object = None    # the environment as the run found it (injected, task set up)
+    post_environment: object = None   # and as the run left it
+
+
+class SuiteContext:
+    """What every case of one suite shares in one process: the suite, its apps, their catalogue."""
+
+    def __init__(self, name: str, version: str, apps_file: Path | None = None) -> None:
+        self.suite = load_suite(name, version)
+        self.apps: SuiteApps = load_suite_apps(self.suite.name, self.suite.tools, apps_file)
+        self.attack = make_attack(self.suite)
+        self._dir = tempfile.mkdtemp(prefix="secgpt-agentdojo-apps-")
+        self.catalogue = Path(self._dir)
+        self.catalogue.chmod(0o755)
+        self.apps.write_catalogue({t.name: t for t in self.suite.tools}, self.catalogue)
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class CaseRunner:
+    """Runs cases one at a time in this process, keeping each suite's apps between cases.
+    ``systems`` by name; ``oracle``: each run gets the worst-case model for its environment."""
+
+    def __init__(self, systems: dict[str, System], *, oracle: bool = True, version: str = BENCHMARK_VERSION,
+                 apps_file: Path | None = None, latency_s: float = 0.0) -> None:
+        self.systems, self.oracle, self.version = systems, oracle, version
+        self.apps_file, self.latency_s = apps_file, latency_s
+        self._suites: dict[str, SuiteContext] = {}
+
+    def suite(self, name: str) -> SuiteContext:
+        if name not in self._suites:
+            self._suites[name] = SuiteContext(name, self.version, self.apps_file)
+        return self._suites[name]
+
+    def close(self) -> None:
+        for context in self._suites.values():
+            context.close()
+        self._suites.clear()
+
+    def __enter__(self) -> "CaseRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, spec: CaseSpec) -> CaseRun:
+        context = self.suite(spec.suite)
+        suite = context.suite
+        task = suite.user_tasks[spec.user_task]
+        injection = suite.injection_tasks[spec.injection_task] if spec.injection_task else None
+        injections = context.attack.attack(task, injection) if injection else {}
+        from evaluation.agentdojo.pipeline import SystemPipeline  # AgentDojo is imported only to run a case
+        pipeline = SystemPipeline(self.systems[spec.system], context, self.oracle, self.latency_s)
+        started = time.monotonic()
+        try:
+            utility, security = suite.run_task_with_pipeline(pipeline, task, injection, injections)
+        except Exception as exc:  # noqa: BLE001 - AgentDojo's checks raise many types; the case records it
+            utility = security = False
+            pipeline.error = pipeline.error or {"kind": "internal", "message": describe_exception(exc)}
+        error = pipeline.error
+        case = Case(
+            suite=spec.suite, system=spec.system, user_task=spec.user_task, injection_task=spec.injection_task,
+            utility=None if error else bool(utility),
+            attacked=None if error or injection is None else bool(security), kind=spec.kind,
+            answer=pipeline.answer[:ANSWER_KEPT], calls=[f"{e.app}.{e.function}" for e in pipeline.trace],
+            error=error, prompts=pipeline.prompts[0], unexpected_prompts=pipeline.prompts[1],
+            duration=round(time.monotonic() - started, 3))
+        return CaseRun(case, injections, pipeline.messages, bool(utility), bool(security),
+                       pipeline.pre_environment, pipeline.post_environment)
+
+
+def describe_exception(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
+    return f"{type(exc).__name__}: {exc}{at}"
+
+
+# --- a whole suite, in this process (tests, scripts) --------------------------------------------------------
+
+def describe_llm(system: System, oracle: bool) -> str:
+    return "worst-case (ground truth)" if oracle else system.llm.describe()
 
 
 def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: int | None = None,
               injection_tasks: list[str] | None = None, user_tasks: list[str] | None = None,
               version: str = BENCHMARK_VERSION, apps_file: Path | None = None, say: Say = lambda t: None
               ) -> SuiteResult:
-    from agentdojo.attacks.base_attacks import FixedJailbreakAttack
-    from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
-    suite = load_suite(suite_name, version)
-    apps = load_suite_apps(suite.name, suite.tools, apps_file)
-    tools = {t.name: t for t in suite.tools}
-    chosen = [t for t in suite.user_tasks.values() if user_tasks is None or t.ID in user_tasks][:limit]
-    default_env = suite.load_and_inject_default_environment({})
-    usable, without = [], []
-    for t in suite.injection_tasks.values():
-        if injection_tasks is not None and t.ID not in injection_tasks:
-            continue
-        (usable if t.ground_truth(default_env.model_copy(deep=True)) else without).append(t)
-    with tempfile.TemporaryDirectory(prefix="secgpt-agentdojo-apps-") as tmp:
-        catalogue = Path(tmp)
-        catalogue.chmod(0o755)
-        apps.write_catalogue(tools, catalogue)
-        pipeline = make_pipeline(system, suite, apps, catalogue, oracle)
-        attack = FixedJailbreakAttack(ImportantInstructionsAttack._JB_STRING, suite, pipeline)
-        attack.user_name = ATTACK_USER
-        cases: list[Case] = []
-        for task in chosen:
-            utility, _ = suite.run_task_with_pipeline(pipeline, task, None, {})
-            cases.append(_case(task.ID, None, utility, None, None, pipeline))
-            say(f"  {suite.name} {system.name} {task.ID}: utility {utility}")
-        for task in chosen:
-            sources = injection_sources(suite, task, apps)
-            if not sources:
-                continue  # nothing the task reads can carry an injection
-            for injection in usable:
-                injections = attack.attack(task, injection)
-                targets = {apps.app_of(c.function) for c in injection.ground_truth(default_env.model_copy(deep=True))}
-                carriers = set().union(*(sources.get(v, set()) for v in injections))
-                kind = "cross_app" if targets - carriers else "same_app"
-                utility, attacked = suite.run_task_with_pipeline(pipeline, task, injection, injections)
-                cases.append(_case(task.ID, injection.ID, utility, attacked, kind, pipeline))
-                say(f"  {suite.name} {system.name} {task.ID} x {injection.ID} ({kind}): utility {utility}, "
-                    f"attack {'SUCCEEDED' if attacked else 'failed'}")
-    return _result(suite.name, system, oracle, version, apps, chosen, cases, without)
+    """One suite on one system, serially, without logs: what a test or a script wants."""
+    with CaseRunner({system.name: system}, oracle=oracle, version=version, apps_file=apps_file) as runner:
+        context = runner.suite(suite_name)
+        specs = suite_cases(context.suite, context.apps, systems=(system.name,), limit=limit,
+                            user_tasks=user_tasks, injection_tasks=injection_tasks)
+        cases = []
+        for spec in specs:
+            cases.append(runner.run(spec).case)
+            say(f"  {progress_line(cases[-1])}")
+        return summarize(cases, suite=context.suite.name, system=system.name, llm=describe_llm(system, oracle),
+                         consent=system.consent if system.name == "SecGPT" else "n/a", version=version,
+                         apps=context.apps.source, supplied=[])
 
 
-def _case(user_task, injection_task, utility, attacked, kind, pipeline) -> Case:
-    world = pipeline.last_world
-    return Case(user_task, injection_task, bool(utility), None if attacked is None else bool(attacked), kind,
-                pipeline.last_answer[:2000], [f"{e.app}.{e.function}" for e in world.trace] if world else [])
-
-
-def _rate(cases: list[Case], value: Callable[[Case], bool]) -> float | None:
-    return round(sum(value(c) for c in cases) / len(cases), 4) if cases else None
-
-
-def _result(suite, system: System, oracle, version, apps: SuiteApps, chosen, cases, without) -> SuiteResult:
-    plain = [c for c in cases if c.injection_task is None]
-    attacked = [c for c in cases if c.injection_task is not None]
-    cross = [c for c in attacked if c.kind == "cross_app"]
-    same = [c for c in attacked if c.kind == "same_app"]
-    return SuiteResult(
-        suite=suite, system=system.name, llm="worst-case (ground truth)" if oracle else system.llm.describe(),
-        consent=system.consent if system.name == "SecGPT" else "n/a", benchmark_version=version,
-        attack="important_instructions", apps=apps.source,
-        utility=_rate(plain, lambda c: c.utility) or 0.0,
-        utility_under_attack=_rate(attacked, lambda c: c.utility),
-        asr=_rate(attacked, lambda c: bool(c.attacked)),
-        asr_cross_app=_rate(cross, lambda c: bool(c.attacked)), asr_same_app=_rate(same, lambda c: bool(c.attacked)),
-        n_user_tasks=len(chosen), n_security_cases=len(attacked), n_cross_app=len(cross), n_same_app=len(same),
-        injection_tasks_without_ground_truth=[t.ID for t in without], cases=cases)
+def progress_line(case: Case) -> str:
+    name = f"{case.suite} {case.system} {case.user_task}"
+    if case.error:
+        return f"{name}{' x ' + case.injection_task if case.injection_task else ''}: ERROR " \
+               f"{case.error['kind']}: {case.error['message']}"
+    if case.injection_task is None:
+        return f"{name}: utility {case.utility}"
+    return (f"{name} x {case.injection_task} ({case.kind}): utility {case.utility}, "
+            f"attack {'SUCCEEDED' if case.attacked else 'failed'}")

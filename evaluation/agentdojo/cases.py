@@ -1,0 +1,108 @@
+"""Which cases a run has: every user task alone, and every user task with every injection
+task it can carry, for each system; in one fixed order, so runs split and resume.
+
+Runs in: the evaluation (outside the system under test).
+
+A user task carries an injection when its ground truth reads a place the attack can
+write (found with canaries, as AgentDojo finds injectable places). A security case is
+*cross-app* when some call of the injection task belongs to another app than those
+whose results carry the injected text, *same-app* otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evaluation.agentdojo.ground_truth import injection_calls
+from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
+
+SYSTEMS = ("VanillaGPT", "SecGPT")
+ATTACK_USER = "Emma Johnson"  # the victim's name AgentDojo's important_instructions attack signs with
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    suite: str
+    system: str
+    user_task: str
+    injection_task: str | None = None
+    kind: str | None = None  # "cross_app" | "same_app" for a security case
+
+
+def make_attack(suite):
+    """AgentDojo's important_instructions attack, addressed to "the AI language model" (its
+    default name: the attack refuses a model name it does not know) and signed by the user."""
+    from agentdojo.attacks.base_attacks import FixedJailbreakAttack
+    from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
+    attack = FixedJailbreakAttack(ImportantInstructionsAttack._JB_STRING, suite, None)
+    attack.user_name = ATTACK_USER
+    return attack
+
+
+def injection_sources(suite, user_task, apps: SuiteApps) -> dict[str, set[str]]:
+    """For each injection vector the user task's ground truth reads: the apps whose tool
+    results carry it."""
+    from agentdojo.agent_pipeline.ground_truth_pipeline import GroundTruthPipeline
+    from agentdojo.functions_runtime import FunctionsRuntime
+    from agentdojo.types import get_text_content_as_str
+    canaries = {v: f"<CANARY---{v}--->" for v in suite.get_injection_vector_defaults()}
+    environment = suite.load_and_inject_default_environment(canaries)
+    _, _, _, messages, _ = GroundTruthPipeline(user_task).query(user_task.PROMPT, FunctionsRuntime(suite.tools),
+                                                                environment)
+    found: dict[str, set[str]] = {}
+    for m in messages:
+        if m["role"] != "tool":
+            continue
+        text = get_text_content_as_str(m["content"])
+        for vector, canary in canaries.items():
+            if canary in text:
+                found.setdefault(vector, set()).add(apps.app_of(m["tool_call"].function))
+    return found
+
+
+def suite_cases(suite, apps: SuiteApps, *, systems=SYSTEMS, limit: int | None = None,
+                user_tasks: list[str] | None = None, injection_tasks: list[str] | None = None) -> list[CaseSpec]:
+    chosen = [t for t in suite.user_tasks.values() if user_tasks is None or t.ID in user_tasks][:limit]
+    injections = [t for t in suite.injection_tasks.values() if injection_tasks is None or t.ID in injection_tasks]
+    default_env = suite.load_and_inject_default_environment({})
+    targets = {t.ID: {apps.app_of(c.function) for c in injection_calls(suite, t, default_env.model_copy(deep=True))}
+               for t in injections}
+    attack = make_attack(suite)
+    pairs: list[tuple[str, str, str]] = []
+    for task in chosen:
+        sources = injection_sources(suite, task, apps)
+        if not sources:
+            continue  # nothing the task reads can carry an injection
+        for injection in injections:
+            carriers = set().union(*(sources.get(v, set()) for v in attack.attack(task, injection)))
+            pairs.append((task.ID, injection.ID, "cross_app" if targets[injection.ID] - carriers else "same_app"))
+    out: list[CaseSpec] = []
+    for system in systems:
+        out += [CaseSpec(suite.name, system, t.ID) for t in chosen]
+        out += [CaseSpec(suite.name, system, u, i, kind) for u, i, kind in pairs]
+    return out
+
+
+def all_cases(suites: list[str], *, version: str, systems=SYSTEMS, limit: int | None = None) -> list[CaseSpec]:
+    from evaluation.agentdojo.runner import load_suite
+    out: list[CaseSpec] = []
+    for name in suites:
+        suite = load_suite(name, version)
+        out += suite_cases(suite, load_suite_apps(suite.name, suite.tools), systems=systems, limit=limit)
+    return out
+
+
+def shard(cases: list[CaseSpec], k: int, n: int) -> list[CaseSpec]:
+    """Every n-th case starting at k: n machines split a run, their log directories merge by copying."""
+    return cases[k::n]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` with 0 <= K < N; ValueError with the fix otherwise."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes K/N (e.g. 0/4), not {text!r}") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--shard K/N needs 0 <= K < N, not {text!r}")
+    return k, n
