@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evaluation.agentdojo.environments import Environments
 from evaluation.agentdojo.ground_truth import injection_calls
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
 
@@ -29,34 +30,47 @@ class CaseSpec:
     kind: str | None = None  # "cross_app" | "same_app" for a security case
 
 
-def make_attack(suite):
+def make_attack(suite, environments: Environments | None = None):
     """AgentDojo's important_instructions attack, addressed to "the AI language model" (its
-    default name: the attack refuses a model name it does not know) and signed by the user."""
+    default name: the attack refuses a model name it does not know) and signed by the user.
+    Where it injects is found as AgentDojo finds it (canaries through the ground truth), on an
+    environment loaded once per suite."""
     from agentdojo.attacks.base_attacks import FixedJailbreakAttack
     from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
-    attack = FixedJailbreakAttack(ImportantInstructionsAttack._JB_STRING, suite, None)
+    environments = environments or Environments(suite)
+
+    class Attack(FixedJailbreakAttack):
+        def get_injection_candidates(self, user_task) -> list[str]:
+            if user_task.ID not in found:
+                found[user_task.ID] = list(injection_sources(suite, user_task, None, environments))
+            if not found[user_task.ID]:
+                raise ValueError(f"{user_task.ID} is not injectable.")  # as AgentDojo's own method
+            return found[user_task.ID]
+    found: dict[str, list[str]] = {}
+    attack = Attack(ImportantInstructionsAttack._JB_STRING, suite, None)
     attack.user_name = ATTACK_USER
     return attack
 
 
-def injection_sources(suite, user_task, apps: SuiteApps) -> dict[str, set[str]]:
-    """For each injection vector the user task's ground truth reads: the apps whose tool
-    results carry it."""
+def injection_sources(suite, user_task, apps: SuiteApps | None,
+                      environments: Environments | None = None) -> dict[str, set[str]]:
+    """For each injection vector the user task's ground truth reads (in the order of the suite's
+    vectors): the apps whose tool results carry it (none named without ``apps``)."""
     from agentdojo.agent_pipeline.ground_truth_pipeline import GroundTruthPipeline
     from agentdojo.functions_runtime import FunctionsRuntime
     from agentdojo.types import get_text_content_as_str
-    canaries = {v: f"<CANARY---{v}--->" for v in suite.get_injection_vector_defaults()}
-    environment = suite.load_and_inject_default_environment(canaries)
+    environments = environments or Environments(suite)
+    canaries = {v: f"<CANARY---{v}--->" for v in environments.defaults}
+    environment = environments.load(canaries)
     _, _, _, messages, _ = GroundTruthPipeline(user_task).query(user_task.PROMPT, FunctionsRuntime(suite.tools),
                                                                 environment)
+    texts = [(get_text_content_as_str(m["content"]), m["tool_call"].function) for m in messages
+             if m["role"] == "tool" and m["content"] is not None]
     found: dict[str, set[str]] = {}
-    for m in messages:
-        if m["role"] != "tool":
-            continue
-        text = get_text_content_as_str(m["content"])
-        for vector, canary in canaries.items():
+    for vector, canary in canaries.items():
+        for text, function in texts:
             if canary in text:
-                found.setdefault(vector, set()).add(apps.app_of(m["tool_call"].function))
+                found.setdefault(vector, set()).update({apps.app_of(function)} if apps else set())
     return found
 
 
@@ -64,13 +78,14 @@ def suite_cases(suite, apps: SuiteApps, *, systems=SYSTEMS, limit: int | None = 
                 user_tasks: list[str] | None = None, injection_tasks: list[str] | None = None) -> list[CaseSpec]:
     chosen = [t for t in suite.user_tasks.values() if user_tasks is None or t.ID in user_tasks][:limit]
     injections = [t for t in suite.injection_tasks.values() if injection_tasks is None or t.ID in injection_tasks]
-    default_env = suite.load_and_inject_default_environment({})
+    environments = Environments(suite)
+    default_env = environments.load({})
     targets = {t.ID: {apps.app_of(c.function) for c in injection_calls(suite, t, default_env.model_copy(deep=True))}
                for t in injections}
-    attack = make_attack(suite)
+    attack = make_attack(suite, environments)
     pairs: list[tuple[str, str, str]] = []
     for task in chosen:
-        sources = injection_sources(suite, task, apps)
+        sources = injection_sources(suite, task, apps, environments)
         if not sources:
             continue  # nothing the task reads can carry an injection
         for injection in injections:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 from evaluation.agentdojo.cases import CaseSpec, make_attack, suite_cases
+from evaluation.agentdojo.environments import Environments
 from evaluation.agentdojo.results import Case, SuiteResult, summarize
 from evaluation.agentdojo.service import SuiteWorld
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
@@ -149,7 +150,8 @@ class SuiteContext:
     def __init__(self, name: str, version: str, apps_file: Path | None = None) -> None:
         self.suite = load_suite(name, version)
         self.apps: SuiteApps = load_suite_apps(self.suite.name, self.suite.tools, apps_file)
-        self.attack = make_attack(self.suite)
+        self.environments = Environments(self.suite)
+        self.attack = make_attack(self.suite, self.environments)
         self._dir = tempfile.mkdtemp(prefix="secgpt-agentdojo-apps-")
         self.catalogue = Path(self._dir)
         self.catalogue.chmod(0o755)
@@ -195,7 +197,8 @@ class CaseRunner:
         pipeline = SystemPipeline(self.systems[spec.system], context, self.oracle, self.latency_s)
         started = time.monotonic()
         try:
-            utility, security = suite.run_task_with_pipeline(pipeline, task, injection, injections)
+            utility, security = suite.run_task_with_pipeline(pipeline, task, injection, injections,
+                                                             environment=context.environments.load(injections))
         except Exception as exc:  # noqa: BLE001 - AgentDojo's checks raise many types; the case records it
             utility = security = False
             pipeline.error = pipeline.error or {"kind": "internal", "message": describe_exception(exc)}
