@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r.summary()))
     else:
         print(table(results))
+        for line in miss_lines(results):
+            print(line)
         print(f"\n({len(cases)} cases, {count[0]} run now{f', {resumed} from earlier runs (--force runs them again)' if resumed else ''}, "
               f"{seconds} s; every case: {args.output})")
     errored = [r for r in results if r.n_errors]
@@ -132,6 +134,24 @@ def main(argv: list[str] | None = None) -> int:
               "--allow-errors to accept a table without them", file=sys.stderr)
         return 1
     return 0
+
+
+def miss_lines(results: list[SuiteResult]) -> list[str]:
+    """Why the worst-case baseline missed the cases it missed, counted by reason."""
+    out = []
+    for r in results:
+        reasons: dict[str, int] = {}
+        for c in r.cases:
+            if c.miss_reason:
+                reasons[c.miss_reason] = reasons.get(c.miss_reason, 0) + 1
+        if reasons:
+            out.append(f"{r.suite} {r.system}: {sum(reasons.values())} security case(s) not attacked, none for want "
+                       "of trying:")
+            out += [f"  {n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+        if r.supplied_ground_truth and r.system == "VanillaGPT":
+            out.append(f"{r.suite}: ground truth written by this project for "
+                       f"{', '.join(r.supplied_ground_truth)} (AgentDojo ships none)")
+    return out
 
 
 def _shard_note(part: tuple[int, int]) -> str:

@@ -53,18 +53,25 @@ class Worker:
     """The systems and the case runner of one process (the main one, or a worker)."""
 
     def __init__(self, config: RunConfig) -> None:
-        from evaluation.agentdojo.runner import CaseRunner, SecGPTSystem, VanillaGPTSystem
-        from helpers.sandbox.launcher import SpokeLauncher
+        from evaluation.agentdojo.runner import CaseRunner, VanillaGPTSystem
         self.config = config
-        emit = (lambda kind, text: print(f"    [{kind}] {text}", file=sys.stderr, flush=True)) if config.verbose else None
-        self.launcher = SpokeLauncher()
-        self.launcher.start()
-        systems = {"VanillaGPT": VanillaGPTSystem(config.llm, emit=emit),
-                   "SecGPT": SecGPTSystem(config.llm, config.consent, self.launcher, emit=emit)}
-        self.runner = CaseRunner(systems, oracle=config.oracle, version=config.version, latency_s=config.latency_s)
+        self.emit = (lambda kind, text: print(f"    [{kind}] {text}", file=sys.stderr, flush=True)) \
+            if config.verbose else None
+        self.launcher = None  # started with the first SecGPT case: a worker of VanillaGPT cases needs none
+        self.runner = CaseRunner({"VanillaGPT": VanillaGPTSystem(config.llm, emit=self.emit)}, oracle=config.oracle,
+                                 version=config.version, latency_s=config.latency_s)
+
+    def _secgpt(self) -> None:
+        from evaluation.agentdojo.runner import SecGPTSystem
+        from helpers.sandbox.launcher import SpokeLauncher
+        self.launcher = SpokeLauncher().start()
+        self.runner.systems["SecGPT"] = SecGPTSystem(self.config.llm, self.config.consent, self.launcher,
+                                                     emit=self.emit)
 
     def run(self, spec: CaseSpec) -> Case:
         from evaluation.agentdojo.ground_truth import explain_miss
+        if spec.system not in self.runner.systems:
+            self._secgpt()
         run = self.runner.run(spec)
         case = run.case
         if case.system == "VanillaGPT" and self.config.oracle and case.injection_task and case.attacked is False:
@@ -76,7 +83,8 @@ class Worker:
 
     def close(self) -> None:
         self.runner.close()
-        self.launcher.close()
+        if self.launcher is not None:
+            self.launcher.close()
 
 
 _worker: Worker | None = None
