@@ -61,13 +61,12 @@ def error_line(v: Verdict) -> str:
 
 
 def table(verdicts: list[Verdict]) -> str:
-    yes = attack_cell
     rows = [("case", "attack on VanillaGPT", "attack on SecGPT", "SecGPT, user allows all",
              "benign: Vanilla / SecGPT", "why (SecGPT, consent expected)")]
     for number in NAMES:
         v, s, a = [x for x in verdicts if x.case == number]
-        rows.append((f"{number}. {NAMES[number]}", yes(v), yes(s),
-                     yes(a), f"{'done' if v.benign_done else 'NOT done'} / "
+        rows.append((f"{number}. {NAMES[number]}", attack_cell(v), attack_cell(s),
+                     attack_cell(a), f"{'done' if v.benign_done else 'NOT done'} / "
                                               f"{'done' if s.benign_done else 'NOT done'}", s.explanation))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
