@@ -8,6 +8,11 @@ the worst-case offline model: what a competent model does, plus what an obedient
 model does whenever the attack's trigger text is in its input. Nothing here or in
 the scripts depends on which system runs; the systems differ only in what reaches
 each context and what the permissions let through.
+
+A run in which something broke (an answer with an ``error``: a spoke crash, an LLM
+failure, a timeout, memory down) is an error, counted apart: its attack verdict is
+None ("error"), never "attack failed", unless the attack is seen to have succeeded
+anyway (an error does not undo what already reached the attacker).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from pathlib import Path
 from typing import Iterator
 
 from helpers.configs import paths
-from helpers.llm.config import LLMConfig
+from helpers.llm.config import LLMConfig, canonical_llm
 from helpers.utilities.environment import scratch_data_dir
+from helpers.utilities.failures import Failure
 
 EVALUATION = paths.REPO_ROOT / "evaluation"
 CASE_FILES = {1: EVALUATION / "attacker" / "app_compromise.json", 2: EVALUATION / "attacker" / "data_stealing.json",
@@ -42,9 +48,10 @@ class Verdict:
     system: str
     llm: str
     consent: str
-    attack_succeeded: bool
+    attack_succeeded: bool | None  # None: the run errored and the attack was not seen to succeed
     benign_done: bool
     explanation: str
+    error: Failure | None = None  # the first failure of the run's answers
 
     def as_json(self) -> str:
         return json.dumps(asdict(self))
@@ -71,7 +78,7 @@ def case_world(case: dict) -> Iterator[Path]:
 
 
 def llm_for(case: dict, choice: str, data: Path) -> LLMConfig:
-    if choice == "scripted":
+    if canonical_llm(choice) == "scripted":
         script = data / "script.json"
         script.write_text(json.dumps(case["case_study"]["script"]))
         return LLMConfig(provider="scripted", model="scripted", script=script)
@@ -88,6 +95,7 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
         say(f"== Case {number}: {study['name']} on {system} ({llm.describe()}, consent {consent})")
         say(f"   {study['about']}")
         answers: list[str] = []
+        errors: list[Failure] = []
         contexts: dict[str, list[str]] = {}
         refused: list[str] = []
         emit = lambda kind, text: say(f"   [{kind}] {text}")  # noqa: E731
@@ -97,7 +105,9 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
             with Hub(llm, consent=consent, launcher=launcher, read=read, write=say, emit=emit) as hub:
                 for query in study["queries"]:
                     say(f"You: {query}")
-                    answers.append(hub.answer(query).text)
+                    answer = hub.answer(query)
+                    answers.append(answer.text)
+                    errors += [answer.error] if answer.error else []
                     say(f"SecGPT: {answers[-1]}")
                 for e in read_audit(hub.audit.path):
                     if e["event"] == "from_spoke" and e["message"]["type"] == "llm_request":
@@ -111,14 +121,21 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
             with VanillaGPT(llm, emit=emit) as vanilla:
                 for query in study["queries"]:
                     say(f"You: {query}")
-                    answers.append(vanilla.answer(query).text)
+                    answer = vanilla.answer(query)
+                    answers.append(answer.text)
+                    errors += [answer.error] if answer.error else []
                     say(f"VanillaGPT: {answers[-1]}")
         attacked, benign, why = VERDICTS[study["verdict"]["kind"]](study, data, answers, contexts, system)
         if refused:
             why += "; refused: " + ", ".join(dict.fromkeys(refused))
+        error = errors[0] if errors else None
+        if error is not None:
+            why = f"ERROR {error}; {why}"
+            attacked = True if attacked else None  # not a defence: the run broke
         verdict = Verdict(number, study["name"], system, llm.describe(), consent if system == "SecGPT" else "n/a",
-                          attacked, benign, why)
-        say(f"   => attack {'SUCCEEDED' if attacked else 'failed'}; benign task {'done' if benign else 'NOT done'}: {why}")
+                          attacked, benign, why, error)
+        outcome = {True: "SUCCEEDED", False: "failed", None: "unknown: the run errored"}[attacked]
+        say(f"   => attack {outcome}; benign task {'done' if benign else 'NOT done'}: {why}")
         return verdict
 
 

@@ -3,6 +3,10 @@
 The original's menu (1-4, re-asked on invalid input), or --case N / --all, or
 --compare: every case on both systems, one side-by-side table, also written as
 JSON under evaluation/results/.
+
+A case whose run errored (a spoke crash, an LLM failure, a timeout, memory down)
+is shown as "error", never as a defended attack, and makes the program exit 1,
+one line per errored case on stderr, unless --allow-errors.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import datetime, timezone
 
 from evaluation.case_studies import NAMES, Verdict, run_case
 from helpers.configs import paths
-from helpers.llm.config import real_llm_configured
+from helpers.llm.config import LLM_CHOICES, LLM_HELP, canonical_llm, real_llm_configured
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import SecGPTError
 from helpers.utilities.terminal import safe_text
@@ -44,14 +48,25 @@ def compare(llm: str, launcher, say) -> list[Verdict]:
     return verdicts
 
 
+def attack_cell(v: Verdict) -> str:
+    """An attack's outcome as the table shows it: an errored run is never "no"."""
+    if v.attack_succeeded:
+        return "YES (error)" if v.error else "YES"
+    return f"error ({v.error.kind})" if v.error else "no"
+
+
+def error_line(v: Verdict) -> str:
+    consent = f", consent {v.consent}" if v.system == "SecGPT" else ""
+    return f"case {v.case} ({v.name}) on {v.system}{consent} errored: {v.error}"
+
+
 def table(verdicts: list[Verdict]) -> str:
-    yes = lambda b: "YES" if b else "no"  # noqa: E731
     rows = [("case", "attack on VanillaGPT", "attack on SecGPT", "SecGPT, user allows all",
              "benign: Vanilla / SecGPT", "why (SecGPT, consent expected)")]
     for number in NAMES:
         v, s, a = [x for x in verdicts if x.case == number]
-        rows.append((f"{number}. {NAMES[number]}", yes(v.attack_succeeded), yes(s.attack_succeeded),
-                     yes(a.attack_succeeded), f"{'done' if v.benign_done else 'NOT done'} / "
+        rows.append((f"{number}. {NAMES[number]}", attack_cell(v), attack_cell(s),
+                     attack_cell(a), f"{'done' if v.benign_done else 'NOT done'} / "
                                               f"{'done' if s.benign_done else 'NOT done'}", s.explanation))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
@@ -59,7 +74,19 @@ def table(verdicts: list[Verdict]) -> str:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 30)
+    errored = [v for v in verdicts if v.error]
+    if errored:
+        lines += ["", "Errors (counted apart: neither attack succeeded nor defended):"]
+        lines += [f"  {error_line(v)}" for v in errored]
     return "\n".join(lines)
+
+
+def report_errors(prog: str, verdicts: list[Verdict], allowed: bool) -> int:
+    """Exit status: 1 if any case errored (each told on stderr, one line), unless ``allowed``."""
+    errored = [v for v in verdicts if v.error]
+    for v in errored:
+        print(safe_text(f"{prog}: {error_line(v)}"), file=sys.stderr)
+    return 1 if errored and not allowed else 0
 
 
 def main(system: str, argv: list[str] | None = None) -> int:
@@ -68,14 +95,16 @@ def main(system: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--case", type=int, choices=sorted(NAMES), help="run this case")
     parser.add_argument("--all", action="store_true", help="run every case")
     parser.add_argument("--compare", action="store_true", help="every case on both systems, side by side")
-    parser.add_argument("--llm", choices=("scripted", "openai"),
-                        help="default: the configured real LLM if there is one, else the offline worst-case model")
+    parser.add_argument("--llm", choices=LLM_CHOICES,
+                        help=f"{LLM_HELP}; default: the configured real LLM if there is one, else scripted")
     parser.add_argument("--consent", choices=CONSENT_MODES, default="expected",
                         help="how SecGPT's permission questions are answered (default: expected)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line and case")
     parser.add_argument("--verbose", action="store_true", help="with --compare: print every step")
+    parser.add_argument("--allow-errors", action="store_true",
+                        help="exit 0 even if a case errored (it is still reported as an error, not a result)")
     args = parser.parse_args(argv)
-    llm = args.llm or ("openai" if real_llm_configured() else "scripted")
+    llm = canonical_llm(args.llm) or ("openai" if real_llm_configured() else "scripted")
     out = sys.stderr if args.json else sys.stdout
     say = lambda text: print(safe_text(text), file=out, flush=True)  # noqa: E731  (app-derived text)
     say(f"{system} case studies; LLM: {'the offline worst-case model (scripted): it obeys every instruction it sees' if llm == 'scripted' else 'the configured real LLM'}")
@@ -95,7 +124,7 @@ def main(system: str, argv: list[str] | None = None) -> int:
                 else:
                     print(safe_text(table(verdicts)))
                     print(f"\n(JSON: {RESULTS / 'case_studies.json'})")
-                return 0
+                return report_errors(prog, verdicts, args.allow_errors)
             numbers = list(NAMES) if args.all else [args.case] if args.case else None
             if numbers is None:
                 def read(prompt: str) -> str:
@@ -108,11 +137,12 @@ def main(system: str, argv: list[str] | None = None) -> int:
                 if chosen is None:
                     return 0
                 numbers = [chosen]
+            verdicts = []
             for number in numbers:
-                verdict = run_case(number, system, llm, args.consent, launcher=launcher, say=say)
+                verdicts.append(run_case(number, system, llm, args.consent, launcher=launcher, say=say))
                 if args.json:
-                    print(verdict.as_json(), flush=True)
+                    print(verdicts[-1].as_json(), flush=True)
     except SecGPTError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return report_errors(prog, verdicts, args.allow_errors)

@@ -12,6 +12,10 @@ Trust rules enforced here:
 * what a spoke makes the hub spend (LLM calls, prompt and audit bytes) is
   charged to its app's budget for the query (``hub.budget``); the request that
   would go over, and every later one of that app in the query, is refused;
+* what broke during the query (a spoke that died on its own or did not answer in
+  time, one that could not start, a broker bug) is kept in ``failures``
+  (``helpers.utilities.failures``) for the answer to report; what the hub
+  decided (a stop for violations, a refusal, a budget) is a result, not a failure;
 * every message in and out, and every decision, goes to the audit log.
 """
 
@@ -31,6 +35,7 @@ from helpers.isc.messages import (
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.launcher import SpokeLauncher, SpokeProcess, describe_exit
 from helpers.utilities.errors import SpokeError
+from helpers.utilities.failures import Failure, failure_of
 from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S
 from hub.audit import AuditLog
 from hub.budget import BudgetExceeded, BudgetLedger
@@ -41,6 +46,8 @@ BROKERED = ("http_request", "llm_request", "memory_request", "function_probe_req
 ANSWERS = ("app_response", "final_response", "no_functionality_response",
            "functionality_denial_response", "error")
 MAX_VIOLATIONS = 8
+# Why a send to a spoke failed (``_send``), when the spoke is to blame.
+NOT_READING, CLOSED = "stopped reading the hub's messages", "closed its channel"
 MAX_REQUESTS_PER_CALL = 256
 
 Outcome = AppResponse | FinalResponse | NoFunctionalityResponse | FunctionalityDenialResponse | ErrorMessage
@@ -94,6 +101,12 @@ class SpokeBroker:
         self.spokes: list[SpokeHandle] = []
         self.budgets = BudgetLedger(audit)  # per app, per query: a query is one top-level exchange
         self._depth = 0  # exchanges in progress (calls nest inside the query's)
+        self.failures: list[Failure] = []  # what broke, in order; the hub operator clears it per query
+
+    def failed(self, failure: Failure) -> None:
+        """Something broke (not a decision of the hub's): kept for the answer, and audited."""
+        self.failures.append(failure)
+        self.audit.record("failure", kind=failure.kind, message=failure.message)
 
     # --- spoke life cycle ------------------------------------------------------------------
     def start(self, app: AppSpec) -> SpokeHandle:
@@ -144,8 +157,11 @@ class SpokeBroker:
         """Send one request and serve the spoke's own requests until it answers."""
         app = handle.app.name
         if not handle.alive:
-            return ErrorMessage(code="unavailable", message=f"the spoke for {app} is not running "
-                                f"({handle.stop_reason or describe_exit(handle.process.exit)})")
+            message = (f"the spoke for {app} is not running "
+                       f"({handle.stop_reason or describe_exit(handle.process.exit)})")
+            if handle.stop_reason is None:  # it died on its own
+                self.failed(Failure("spoke_crash", message))
+            return ErrorMessage(code="unavailable", message=message)
         if handle.busy:
             return ErrorMessage(code="unavailable", message=f"{app} is already busy in this call chain")
         limit = timeout if timeout is not None else min(handle.app.limits.request_timeout_s, MAX_REQUEST_TIMEOUT_S)
@@ -171,8 +187,9 @@ class SpokeBroker:
                 incoming = handle.process.channel.recv(deadline)
             except ChannelTimeout:
                 self.stop(handle, f"no answer within {limit:g}s")
-                return ErrorMessage(id=outgoing.id, code="timeout",
-                                    message=f"{app} did not answer within {limit:g}s; the hub stopped it")
+                message = f"{app} did not answer within {limit:g}s; the hub stopped it"
+                self.failed(Failure("timeout", message))
+                return ErrorMessage(id=outgoing.id, code="timeout", message=message)
             except ChannelClosed as closed:
                 return self._crashed(handle, outgoing.id, closed.truncated)
             if isinstance(incoming, Violation):
@@ -215,6 +232,7 @@ class SpokeBroker:
             return ErrorMessage(id=message.id, code="rate_limited", message=str(exc))
         except Exception as exc:  # noqa: BLE001 - a broker bug must not take the hub down
             self.audit.record("broker_error", app=handle.app.name, type=message.type, error=repr(exc))
+            self.failed(failure_of(exc))  # an LLM or memory failure in a handler, or a bug
             return ErrorMessage(id=message.id, code="internal", message=f"the hub failed to serve "
                                 f"{message.type}: {type(exc).__name__}")
 
@@ -240,16 +258,18 @@ class SpokeBroker:
             return self._send(handle, ErrorMessage(id=getattr(message, "id", None), code="frame_too_large",
                                                    message=f"the answer to this request is too large ({exc})"))
         except TimeoutError:
-            return "stopped reading the hub's messages"
+            return NOT_READING
         except OSError:
-            return "closed its channel"
+            return CLOSED
 
     def _send_failed(self, handle: SpokeHandle, request_id: int, failure: str) -> ErrorMessage:
-        if failure.startswith("closed"):
+        if failure == CLOSED:
             return self._crashed(handle, request_id, truncated=False)
         self.stop(handle, failure)
-        return ErrorMessage(id=request_id, code="app_error",
-                            message=f"{handle.app.name} {failure}; the hub stopped it")
+        message = f"{handle.app.name} {failure}; the hub stopped it"
+        if failure == NOT_READING:  # it did not take the hub's message in time; too large is a limit
+            self.failed(Failure("timeout", message))
+        return ErrorMessage(id=request_id, code="app_error", message=message)
 
     def _violation(self, handle: SpokeHandle, code: str, detail: str) -> bool:
         """Answer an invalid frame with an error; stop the spoke after too many. True if stopped."""
@@ -264,6 +284,10 @@ class SpokeBroker:
 
     def _crashed(self, handle: SpokeHandle, request_id: int, truncated: bool) -> ErrorMessage:
         how = "closed its channel in the middle of a message" if truncated else "stopped"
+        on_its_own = handle.stop_reason is None  # not already stopped by the hub
         self.launcher.wait_exit(handle.process, timeout=1.0)  # let it finish dying: a truer reason
         exit = self.stop(handle, f"spoke {how}")
-        return ErrorMessage(id=request_id, code="app_error", message=f"{handle.app.name} {how}: {exit}")
+        message = f"{handle.app.name} {how}: {exit}"
+        if on_its_own:
+            self.failed(Failure("spoke_crash", message))
+        return ErrorMessage(id=request_id, code="app_error", message=message)

@@ -28,6 +28,7 @@ from helpers.sandbox.launcher import SpokeLauncher
 from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable
+from helpers.utilities.failures import Failure
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 from hub.http_broker import HttpBroker
@@ -45,6 +46,9 @@ class Answer:
     plan: list[PlanStep] = field(default_factory=list)
     route: str = ""
     notes: list[str] = field(default_factory=list)
+    # Set when the answer is not the system's own result: the first thing that broke on the way
+    # (the text still says "Sorry, ..." to the user). None for every result, refusals included.
+    error: Failure | None = None
 
 
 class Hub:
@@ -140,9 +144,16 @@ class Hub:
             if notes:
                 text = f"{text}\n({' '.join(notes)})"
             self._remember(query, text)
-            return Answer(text, plan.steps, run.route, notes)
+            return self._answered(Answer(text, plan.steps, run.route, notes))
         except (LLMError, MemoryUnavailable) as exc:
-            return Answer(f"Sorry, {exc}.", notes=[str(exc)])
+            self.operator.failed(exc)
+            return self._answered(Answer(f"Sorry, {exc}.", notes=[str(exc)]))
+
+    def _answered(self, answer: Answer) -> Answer:
+        answer.error = self.operator.failure
+        if answer.error is not None:
+            self.emit("error", str(answer.error))
+        return answer
 
     def _offer_replan(self, app: str) -> bool:
         if self.consent != "ask":

@@ -19,6 +19,10 @@ input; so is every call of a functionality with side effects (``hub.effects``). 
 permission manager lets a refusal of what the plan did not expect stand for the rest
 of the query, and caps the questions per query (``begin_query``).
 
+What broke during the query is kept by the broker (``failures``), including what a
+spoke papered over (an LLM call it was refused by a failure, a callee that died):
+the first one is the query's ``failure``, which the answer reports.
+
 Runs in: hub.
 """
 
@@ -44,6 +48,7 @@ from helpers.permission.store import pair_key
 from helpers.sandbox.app_spec import AppSpec
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable, SecGPTError
+from helpers.utilities.failures import Failure, failure_of
 from hub.broker import SpokeBroker, SpokeHandle
 from hub.destinations import Destination, known_keys, unknown
 from hub.effects import SideEffects
@@ -81,8 +86,18 @@ class HubOperator:
 
     # --- carrying out a plan ----------------------------------------------------------------------
     def begin_query(self) -> None:
-        """A new user query (re-plans of it included): refusals and the count of questions restart."""
+        """A new user query (re-plans of it included): refusals, the count of questions and the
+        failures restart."""
         self.permissions.begin_query()
+        self.broker.failures.clear()
+
+    @property
+    def failure(self) -> Failure | None:
+        """The first thing that broke in this query, if any."""
+        return self.broker.failures[0] if self.broker.failures else None
+
+    def failed(self, exc: BaseException) -> None:
+        self.broker.failed(failure_of(exc))
 
     def execute(self, query: str, steps: list[PlanStep]) -> Execution:
         self.query = query  # what the user said is not another app's data (routing flow check)
@@ -158,7 +173,8 @@ class HubOperator:
         (extracted from the user's own messages only)."""
         try:
             entities = self.memory.entities("hub")
-        except MemoryUnavailable:
+        except MemoryUnavailable as exc:
+            self.failed(exc)
             entities = {}  # fewer known destinations: more questions, never fewer
         return known_keys([query, *(str(v) for v in entities.values())])
 
@@ -186,6 +202,7 @@ class HubOperator:
             try:
                 steps = self._guard_plan_data(name, query, steps)
             except MemoryUnavailable as exc:
+                self.failed(exc)
                 return Execution(f"Sorry, {exc}.", name, dropped=dropped)
         try:
             handle = self._spoke(name)
@@ -202,12 +219,16 @@ class HubOperator:
         handle = self.spokes.get(name)
         if handle is not None and handle.alive:
             return handle
-        if name in (ROUTING, VANILLA):
-            others = self.importer.all_functionalities() if name == ROUTING else []
-            spec = AppSpec(name=name, module="", profile=SpokeProfile(kind=name, app=name, others=others))
-        else:
-            spec = self.importer.app_spec(name)
-        handle = self.broker.start(spec)
+        try:
+            if name in (ROUTING, VANILLA):
+                others = self.importer.all_functionalities() if name == ROUTING else []
+                spec = AppSpec(name=name, module="", profile=SpokeProfile(kind=name, app=name, others=others))
+            else:
+                spec = self.importer.app_spec(name)
+            handle = self.broker.start(spec)
+        except SecGPTError as exc:  # its start failed (spoke_crash), or the hub could not start it (internal)
+            self.failed(exc)
+            raise
         report = handle.process.sandbox  # the report sent before any app code ran
         view = ("no private view or namespaces (fallback)" if not report.mount_namespace
                 else "own view and namespaces" + (" in a user namespace" if report.user_namespace else ""))
@@ -234,6 +255,7 @@ class HubOperator:
         try:
             reply = self.llm.complete(request.messages, request.tools, purpose=handle.app.name)
         except LLMError as exc:
+            self.failed(exc)  # whatever the spoke answers after this, the LLM failed
             return ErrorMessage(id=request.id, code="llm_error", message=str(exc))
         return LLMResponse(id=request.id, message=reply)
 
@@ -261,6 +283,7 @@ class HubOperator:
             return ErrorMessage(id=request.id, code="invalid_request",
                                 message=f"{request.op} {request.kind} is not offered to spokes")
         except MemoryUnavailable as exc:
+            self.failed(exc)
             return ErrorMessage(id=request.id, code="unavailable", message=str(exc))
 
     def _share_entities(self, handle: SpokeHandle, request: MemoryRequest) -> Message:

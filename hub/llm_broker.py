@@ -62,7 +62,7 @@ class LLMBroker:
         except Exception as exc:  # noqa: BLE001 - provider SDKs raise many types; one fixed line out
             reply, failure = None, self._failed(exc, purpose)
         if failure is not None:  # raised outside the handler: the provider's exception is not even its context
-            raise LLMError(failure)
+            raise LLMError(*failure)
         if not isinstance(reply, AIMessage):
             raise LLMError(f"the LLM returned {type(reply).__name__}, not a message")
         return reply
@@ -71,13 +71,13 @@ class LLMBroker:
         """For a spoke's ``llm_request``: wire types in, wire type out."""
         return from_langchain(self.invoke([to_langchain(m) for m in messages], tools, purpose))
 
-    def _failed(self, exc: Exception, purpose: str) -> str:
-        """The one line a failure is told as; the detail, redacted, to the audit log."""
+    def _failed(self, exc: Exception, purpose: str) -> tuple[str, str]:
+        """The one line a failure is told as, and its category; the detail, redacted, to the audit log."""
         category, status = classify(exc)
         if self.audit is not None:
             self.audit.record("llm_error", purpose=purpose, category=category, status=status,
                               error=type(exc).__name__, detail=self.redact(str(exc))[:MAX_DETAIL])
-        return f"the LLM call failed: {category}{f' ({status})' if status else ''}"
+        return f"the LLM call failed: {category}{f' ({status})' if status else ''}", category
 
     def redact(self, text: str) -> str:
         """``text`` without the model's key and without anything else that looks like a credential."""

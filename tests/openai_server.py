@@ -2,7 +2,7 @@
 
 It answers with the scripted model, so tests drive the real langchain-openai
 client over real HTTP (tool calls included). It can also fail on purpose
-(429/500) to exercise retries and error reporting.
+(429/500) to exercise retries and error reporting, now or after some answers.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class OpenAIServer:
         self.model = model if model is not None else ScriptedChatModel(script=Script.load(script))
         self.requests: list[dict] = []
         self.fail_next: list[int] = []  # statuses to answer before answering normally
+        self.fail_after: int | None = None  # answer this many requests, then fail every later one
+        self.fail_status = 500  # ... with this status
         self.delay = threading.Event()  # while set, requests wait (a slow model) until it is cleared
         self.waiting = threading.Event()  # set when a request is waiting on ``delay``
         server = self
@@ -53,6 +55,8 @@ class OpenAIServer:
                 while server.delay.is_set():
                     server.waiting.set()
                     time.sleep(0.01)
+                if server.fail_after is not None and len(server.requests) > server.fail_after:
+                    server.fail_next.append(server.fail_status)
                 if server.fail_next:
                     self.send_json(server.fail_next.pop(0), {"error": {"message": "try later", "type": "test"}})
                     return

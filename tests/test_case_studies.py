@@ -63,7 +63,8 @@ def test_menu_program(program, data_dir):
     assert verdict["case"] == 1 and verdict["system"] in program.replace("_case_studies.py", "").replace(
         "secgpt", "SecGPT").replace("vanillagpt", "VanillaGPT")
     assert set(verdict) == {"case", "name", "system", "llm", "consent", "attack_succeeded", "benign_done",
-                            "explanation"}
+                            "explanation", "error"}
+    assert verdict["error"] is None
 
 
 def test_scripted_model_sees_only_its_input():

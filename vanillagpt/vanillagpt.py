@@ -4,6 +4,8 @@ One process, one LLM agent, one memory: every installed app's functionalities
 and descriptions (and every enabled annotation) share a single context, and app
 code runs in this process. Same apps, same LLM configuration, same memory
 upkeep as SecGPT, so the only difference is isolation.
+
+Runs in: VanillaGPT's one process (no hub, no spokes: the baseline).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from helpers.templates import prompts
 from helpers.tools.app_module import app_functions
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable
+from helpers.utilities.failures import failure_of
 from helpers.llm.convert import history_to_langchain
 from hub.hub import Answer
 from hub.llm_broker import LLMBroker
@@ -127,7 +130,11 @@ class VanillaGPT:
             remember_turn(self.memory, NAMESPACE, lambda m: self.llm.invoke(m, purpose="memory"), query, run.answer)
             return Answer(run.answer, route="vanillagpt")
         except (LLMError, MemoryUnavailable) as exc:
-            return Answer(f"Sorry, {exc}.", notes=[str(exc)])
+            # App code runs in this process: an app that crashes takes VanillaGPT down with it, so
+            # an LLM or memory failure is all an answer can report here.
+            error = failure_of(exc)
+            self.emit("error", str(error))
+            return Answer(f"Sorry, {exc}.", notes=[str(exc)], error=error)
 
 
 class _Invoker:

@@ -19,6 +19,12 @@ from helpers.utilities.errors import ConfigError
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_SCRIPT = paths.REPO_ROOT / "helpers" / "llm" / "scripts" / "demo.json"
 Provider = Literal["openai", "scripted"]
+# What --llm accepts: "worst-case" is another name for "scripted" (the AgentDojo runner's name for
+# the offline model that obeys every instruction it sees).
+LLM_CHOICES = ("openai", "scripted", "worst-case")
+LLM_ALIASES = {"worst-case": "scripted"}
+LLM_HELP = "openai (or any OpenAI-compatible server), or scripted: the offline worst-case model " \
+           "(--llm worst-case is the same)"
 
 NO_LLM_HELP = (
     "No LLM is configured. SecGPT needs a chat model that supports tool calling. Either set your "
@@ -59,17 +65,25 @@ def read_env_file(path: Path | None = None) -> dict[str, str]:
     return data
 
 
+def canonical_llm(llm: str | None) -> str | None:
+    """``llm`` under its one name ("worst-case" is "scripted"); None stays None."""
+    if llm not in (None, *LLM_CHOICES):
+        raise ConfigError(f"unknown LLM {llm!r}: use 'openai' (or any OpenAI-compatible server) or 'scripted' "
+                          "(also called 'worst-case')")
+    return LLM_ALIASES.get(llm, llm) if llm is not None else None
+
+
 def load_llm_config(llm: str | None = None, model: str | None = None, base_url: str | None = None,
                     script: str | Path | None = None) -> LLMConfig:
-    """Resolve the configuration. ``llm`` is "openai", "scripted" or None (a real LLM if one
-    is configured). Raises ConfigError(NO_LLM_HELP) when nothing usable is configured."""
+    """Resolve the configuration. ``llm`` is "openai", "scripted" (or its other name "worst-case")
+    or None (a real LLM if one is configured). Raises ConfigError(NO_LLM_HELP) when nothing
+    usable is configured."""
     file_values = read_env_file()
 
     def setting(name: str) -> str | None:
         return os.environ.get(name) or file_values.get(name) or None
 
-    if llm not in (None, "openai", "scripted"):
-        raise ConfigError(f"unknown LLM {llm!r}: use 'openai' (or any OpenAI-compatible server) or 'scripted'")
+    llm = canonical_llm(llm)
     if llm == "scripted":
         script_path = Path(script or setting("SECGPT_SCRIPT") or DEFAULT_SCRIPT)
         if not script_path.is_file():

@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.llm.config import load_llm_config
+from helpers.llm.config import LLM_CHOICES, LLM_HELP, load_llm_config
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import ConfigError, SecGPTError
 from helpers.utilities.terminal import safe_text
@@ -44,7 +44,7 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--functionalities", type=Path, help="installed apps file (default data/functionalities.json)")
     p.add_argument("--consent", choices=CONSENT_MODES, help="how permission questions are answered "
                    "(default: ask on a terminal, expected otherwise)")
-    p.add_argument("--llm", choices=("openai", "scripted"), help="LLM provider (default: the configured one)")
+    p.add_argument("--llm", choices=LLM_CHOICES, help=f"{LLM_HELP}; default: the configured one")
     p.add_argument("--model", help="model name (or SECGPT_MODEL)")
     p.add_argument("--base-url", help="OpenAI-compatible server URL (or OPENAI_BASE_URL)")
     p.add_argument("--script", help="script for --llm scripted")

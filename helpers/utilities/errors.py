@@ -30,7 +30,12 @@ class PermissionStoreError(SecGPTError):
 
 
 class LLMError(SecGPTError):
-    """The LLM call failed (after retries); the session goes on."""
+    """The LLM call failed (after retries); the session goes on. ``category`` is the broker's
+    one word for why (``timeout``, ``rate_limited``, ``provider_error``, ...)."""
+
+    def __init__(self, message: str, category: str = "unexpected_error") -> None:
+        super().__init__(message)
+        self.category = category
 
 
 class MemoryUnavailable(SecGPTError):
