@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from evaluation.benchmarks import e2e, isolation, planning
 from evaluation.benchmarks.queries import QUERIES, QUICK
 from helpers.configs import paths
+from helpers.utilities.errors import SecGPTError
 from helpers.sandbox.launcher import SpokeLauncher
 
 TARGETS = {"e2e_ratio_max": 1.10, "spoke_start_p50_ms": 15.0, "rtt_p50_ms": 0.2, "pss_per_idle_spoke_mb": 40.0}
@@ -35,11 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     queries = QUICK if args.quick else QUERIES
     latency = (min(args.latency_ms, 200) if args.quick else args.latency_ms) / 1000
-    with SpokeLauncher() as launcher:
-        instant = e2e.run(queries, 0.0, launcher)
-        slow = e2e.run(queries, latency, launcher)
-        iso = isolation.run(launcher, starts=10 if args.quick else 40, round_trips=200 if args.quick else 2000,
-                            idle_counts=(1, 10) if args.quick else (1, 10, 50))
+    try:
+        with SpokeLauncher() as launcher:
+            instant = e2e.run(queries, 0.0, launcher)
+            slow = e2e.run(queries, latency, launcher)
+            iso = isolation.run(launcher, starts=10 if args.quick else 40, round_trips=200 if args.quick else 2000,
+                                idle_counts=(1, 10) if args.quick else (1, 10, 50))
+    except SecGPTError as exc:
+        print(f"python -m evaluation.benchmarks: {exc}", file=sys.stderr)
+        return 2
     plans = planning.run((10, 100) if args.quick else (10, 100, 1000))
     result = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,

@@ -12,6 +12,7 @@ from evaluation.benchmarks.queries import FUNCTIONALITIES, SCRIPT
 from evaluation.case_studies import case_world
 from helpers.llm.config import LLMConfig
 from helpers.tools.google.local_api import LocalGoogleAccount
+from helpers.utilities.errors import SecGPTError
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -46,6 +47,9 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
                     calls, chars = system.llm.calls, system.llm.prompt_chars
                     started = time.perf_counter()
                     answer = system.answer(query)
+                    if answer.error is not None:  # the time of a failed answer measures the failure
+                        raise SecGPTError(f"the benchmark query {query!r} errored on {name} ({answer.error}); "
+                                          "a timing of it would measure the failure, so none is reported")
                     row[name] = {"seconds": time.perf_counter() - started, "llm_calls": system.llm.calls - calls,
                                  "prompt_chars": system.llm.prompt_chars - chars, "answer": answer.text[:120]}
                 row["ratio"] = row["SecGPT"]["seconds"] / row["VanillaGPT"]["seconds"]
