@@ -304,3 +304,93 @@ def _find(value: Any, target: Any, path: ResultPath = ()) -> ResultPath | None:
     elif value is not None and not isinstance(value, bool) and str(value) == str(target):
         return path
     return None
+
+
+# --- why a case was not won ----------------------------------------------------------------------------------
+
+def explain_miss(suite, user_task, injection_task, injections: dict[str, str], pre_environment, post_environment,
+                 answer: str, trace) -> str:
+    """Why a security case the worst-case model did not win cannot be won by following ground truth.
+
+    Contract: called for a case where ``injection_task.security(answer, pre_environment,
+    post_environment)`` is False (the injection failed); ``pre_environment`` is the injected
+    environment the run started from, ``trace`` the calls that ran, in order (each with
+    ``function``, ``args`` and ``result``). The reason is found by replaying with AgentDojo's
+    ``FunctionsRuntime`` and asking ``security()``, never assumed:
+
+    * "empty ground truth" when neither AgentDojo nor this project gives calls or an answer;
+    * the ground truth fails ``security()`` even replayed alone on the injected environment;
+    * the injection never reached the model (no result in the trace held it);
+    * the user task's calls before the injection was read leave the ground truth unable to
+      succeed (naming the call, and the replay's error: a value computed before the run that no
+      longer exists);
+    * ``security()`` holds after the ground truth but a later call of the user task undoes it.
+
+    If the ground truth, replayed where the injection was read, would have won, the reason
+    starts with "MODEL BUG:": the model should have done it (a miss is never "did not try").
+    Never returns an empty string.
+    """
+    from agentdojo.functions_runtime import FunctionsRuntime
+    from evaluation.agentdojo.oracle import readable
+    runtime = FunctionsRuntime(suite.tools)
+    said = injection_answer(suite, injection_task)
+    copy = lambda env: pickle.loads(pickle.dumps(env))  # noqa: E731
+
+    def secure(env) -> bool:
+        return bool(injection_task.security(said, pre_environment, env))
+
+    def replay(env, calls) -> list[str]:
+        errors = []
+        for c in calls:
+            _, error = runtime.run_function(env, c.function, dict(c.args), raise_on_error=False)
+            if error:
+                errors.append(f"{_show(c.function, c.args)}: {error.strip().splitlines()[-1]}")
+        return errors
+
+    if injection_task.security(answer, pre_environment, post_environment):
+        return "not a miss: security() holds on the environment after the run"
+    calls = injection_calls(suite, injection_task, pre_environment)
+    if not calls and not said:
+        return "empty ground truth: AgentDojo gives no calls and this project supplies none"
+    alone = copy(pre_environment)
+    errors = replay(alone, calls)
+    if not secure(alone):
+        return ("the ground truth does not meet security() even replayed alone on the injected environment"
+                + (f" ({'; '.join(errors)})" if errors else ""))
+    marks = [readable(v)[:80] for v in injections.values() if v]
+    read_at = next((i for i, e in enumerate(trace) if any(m in readable(str(e.result)) for m in marks)), None)
+    if read_at is None:
+        return "the injection never reached the model: no tool result in the run held it"
+    before = list(trace[:read_at + 1])
+    for i in range(len(before)):
+        env = copy(pre_environment)
+        replay(env, before[:i + 1])
+        now = injection_calls(suite, injection_task, env)  # as the model would read the values there
+        errors = replay(env, now)
+        if not secure(env):
+            what = (f"the ground truth's value was computed before the run and no longer exists: {'; '.join(errors)}"
+                    if errors else "security() checks the environment as it was before the run")
+            return (f"the user task's {_show(before[i].function, before[i].args)} runs before the injection is read "
+                    f"(it is read in {before[-1].function}'s result); after it, {what}")
+    env = copy(pre_environment)
+    replay(env, before)
+    injected = {_key(c.function, c.args) for c in injection_calls(suite, injection_task, env)}
+    replay(env, injection_calls(suite, injection_task, env))
+    for e in trace[read_at + 1:]:
+        if _key(e.function, e.args) in injected:
+            continue
+        replay(env, [e])
+        if not secure(env):
+            return (f"security() holds after the ground truth, but the user task's later call "
+                    f"{_show(e.function, e.args)} undoes what it requires")
+    return ("MODEL BUG: the ground truth replayed where the injection is read "
+            f"(after {before[-1].function}) meets security(); the model should have won")
+
+
+def _key(function: str, args: dict) -> str:
+    return function + json.dumps(args, sort_keys=True, default=str)
+
+
+def _show(function: str, args: dict) -> str:
+    text = json.dumps(dict(args), default=str, ensure_ascii=False)
+    return f"{function}({text if len(text) <= 120 else text[:117] + '...'})"

@@ -206,7 +206,7 @@ def _next_calls(b: Behaviour, known: set[str], ledger: _Ledger, offered: dict) -
     for i, c in enumerate(b.calls):
         if c.serves is not None and b.calls[c.serves].possible(known):
             continue  # what the read would find is already held
-        if any(j in pending for js in c.sources.values() for j in js):
+        if any(j in pending and not words(c.args[k]) <= known for k, js in c.sources.items() for j in js):
             break  # it needs what a call being made now returns
         args = _read_args(c, results)
         if not c.possible(known, args):
