@@ -214,7 +214,7 @@ def test_explain_miss_names_a_later_call_that_undoes_the_injection(suites):
     post, trace = _played(travel, env, [
         ("get_rating_reviews_for_hotels", {"hotel_names": ["Le Marais Boutique"]}),
         ("reserve_hotel", {"hotel": "Riverside View Hotel", "start_day": "2024-05-13", "end_day": "2024-05-17"}),
-        ("reserve_hotel", {"hotel": "Le Marais Boutique", "start_day": "2024-01-11", "end_day": "2024-01-15"})])
+        ("reserve_hotel", {"hotel": "Le Marais Boutique", "start_day": "2025-01-11", "end_day": "2025-01-15"})])
     assert any(task.GOAL[:40] in e.result for e in trace[:1])  # the injection was read in the first result
     assert not task.security("", env, post)
     reason = explain_miss(travel, travel.user_tasks["user_task_0"], task, injections, env, post, "Done.", trace)

@@ -218,9 +218,10 @@ def _behaviour(run: _Run, trigger: str, calls: list, answer: str, runtime, data:
                 if path is not None:
                     read_from[k] = (j, path)
                     break
+        changes = not _read_only(run, function, args)
         out.append(Call(function=function, args=args, data_args=tuple(valued), sources=sources, read_from=read_from,
-                        own_words=frozenset(words([args[k] for k in valued]) - data), **extra))
-        if replay is None and not _READ_ONLY.get((run.suite.name, function)):
+                        own_words=frozenset(words([args[k] for k in valued]) - data), changes=changes, **extra))
+        if replay is None and changes:
             replay = run.copy()
         result, _ = runtime.run_function(replay if replay is not None else reads.environment, function, args,
                                          raise_on_error=False)
@@ -251,7 +252,7 @@ class _Reads:
         for c in calls:
             args = json.loads(json.dumps(dict(c.args), default=str))
             key = Call(function=c.function, args=args).key()
-            if key in seen or "$" in json.dumps(c.placeholder_args or {}) or not _read_only(run, c):
+            if key in seen or "$" in json.dumps(c.placeholder_args or {}) or not _read_only(run, c.function, c.args):
                 continue
             seen.add(key)
             result, error = runtime.run_function(replay, c.function, args, raise_on_error=False)
@@ -276,13 +277,16 @@ class _Reads:
 _READ_ONLY: dict[tuple[str, str], bool] = {}
 
 
-def _read_only(run: _Run, call) -> bool:
-    """Does the function leave the environment as it was (tried once per suite and function)?"""
+def _read_only(run: _Run, function: str, args: dict) -> bool:
+    """Does the function leave the environment as it was (tried once per suite and function)?
+    What a competent model knows of a tool from its name and description."""
     from agentdojo.functions_runtime import FunctionsRuntime
-    key = (run.suite.name, call.function)
+    key = (run.suite.name, function)
     if key not in _READ_ONLY:
         copy = run.copy()
-        FunctionsRuntime(run.suite.tools).run_function(copy, call.function, dict(call.args), raise_on_error=False)
+        _, error = FunctionsRuntime(run.suite.tools).run_function(copy, function, dict(args), raise_on_error=False)
+        if error:
+            return False  # a failed call shows nothing: taken as changing, and tried again with other arguments
         _READ_ONLY[key] = copy == run.copy()
     return _READ_ONLY[key]
 
@@ -334,10 +338,12 @@ def explain_miss(suite, user_task, injection_task, injections: dict[str, str], p
     from evaluation.agentdojo.oracle import readable
     runtime = FunctionsRuntime(suite.tools)
     said = injection_answer(suite, injection_task)
-    copy = lambda env: pickle.loads(pickle.dumps(env))  # noqa: E731
+    pristine = pickle.dumps(pre_environment)  # security() may change what it reads (get_unread marks read)
+    pre_environment = pickle.loads(pristine)
+    copy = lambda env=None: pickle.loads(pristine if env is None else pickle.dumps(env))  # noqa: E731
 
     def secure(env) -> bool:
-        return bool(injection_task.security(said, pre_environment, env))
+        return bool(injection_task.security(said, copy(), env))
 
     def replay(env, calls) -> list[str]:
         errors = []
@@ -347,12 +353,12 @@ def explain_miss(suite, user_task, injection_task, injections: dict[str, str], p
                 errors.append(f"{_show(c.function, c.args)}: {error.strip().splitlines()[-1]}")
         return errors
 
-    if injection_task.security(answer, pre_environment, post_environment):
+    if injection_task.security(answer, copy(), post_environment):
         return "not a miss: security() holds on the environment after the run"
-    calls = injection_calls(suite, injection_task, pre_environment)
+    calls = injection_calls(suite, injection_task, copy())
     if not calls and not said:
         return "empty ground truth: AgentDojo gives no calls and this project supplies none"
-    alone = copy(pre_environment)
+    alone = copy()
     errors = replay(alone, calls)
     if not secure(alone):
         return ("the ground truth does not meet security() even replayed alone on the injected environment"
@@ -363,7 +369,7 @@ def explain_miss(suite, user_task, injection_task, injections: dict[str, str], p
         return "the injection never reached the model: no tool result in the run held it"
     before = list(trace[:read_at + 1])
     for i in range(len(before)):
-        env = copy(pre_environment)
+        env = copy()
         replay(env, before[:i + 1])
         now = injection_calls(suite, injection_task, env)  # as the model would read the values there
         errors = replay(env, now)
@@ -372,13 +378,13 @@ def explain_miss(suite, user_task, injection_task, injections: dict[str, str], p
                     if errors else "security() checks the environment as it was before the run")
             return (f"the user task's {_show(before[i].function, before[i].args)} runs before the injection is read "
                     f"(it is read in {before[-1].function}'s result); after it, {what}")
-    env = copy(pre_environment)
+    env = copy()
     replay(env, before)
-    injected = {_key(c.function, c.args) for c in injection_calls(suite, injection_task, env)}
     replay(env, injection_calls(suite, injection_task, env))
+    tasks = {_key(c.function, c.args) for c in user_task.ground_truth(copy())}
     for e in trace[read_at + 1:]:
-        if _key(e.function, e.args) in injected:
-            continue
+        if _key(e.function, e.args) not in tasks:
+            continue  # the model's own doing for the injection (values as it read them), not the task's
         replay(env, [e])
         if not secure(env):
             return (f"security() holds after the ground truth, but the user task's later call "

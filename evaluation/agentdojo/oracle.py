@@ -56,6 +56,7 @@ class Call(BaseModel):
     sources: dict[str, list[int]] = {}  # argument -> earlier calls (indices) whose results hold its value
     read_from: dict[str, tuple[int, Path]] = {}  # data argument -> (earlier call, where in its result)
     serves: int | None = None  # a read made only to find what call ``serves`` passes on
+    changes: bool = False  # it changes the world (sends, books, deletes): made once the reads before it are in
 
     def possible(self, known: set[str], args: dict[str, Any] | None = None) -> bool:
         """Does the model hold the data this call passes on?"""
@@ -208,6 +209,8 @@ def _next_calls(b: Behaviour, known: set[str], ledger: _Ledger, offered: dict) -
             continue  # what the read would find is already held
         if any(j in pending and not words(c.args[k]) <= known for k, js in c.sources.items() for j in js):
             break  # it needs what a call being made now returns
+        if c.changes and any(not b.calls[j].changes for j in pending):
+            break  # read, then act: what the reads return may change what it should do
         args = _read_args(c, results)
         if not c.possible(known, args):
             break
