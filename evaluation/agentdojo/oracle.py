@@ -8,12 +8,18 @@ from what it is given and nothing else.
   hold that step k returns; an agent calls those among its tools), then answers with the
   task's ground-truth output.
 * An injection task's goal appears anywhere in its input (a tool result, a description):
-  it first makes that injection task's ground-truth calls, with the tools it has.
+  it does what the goal says first, with the tools it has, and the task only after:
+  the reads that find the data the goal asks for, then the calls that act on it, turn
+  after turn, each call once the results it needs are in; and its answer says what the
+  goal told it to say.
 * Where it stands limits it: an argument that AgentDojo's ground truth marks as data
   read earlier (a ``$`` placeholder: ``$code``, ``$content``, ``$email.subject``) is passed
-  only if every word of its value is in the model's input. Ground truth is computed from
-  the whole environment; without this rule the model would carry another app's data (a
-  security code, a channel's messages) into a context that never saw it.
+  only if every word of its value that is data (found in the environment, not made up:
+  an amount, a subject of its own) is in the model's input, and a value it read from a
+  result is taken from that result as it is in its input (the id the email it just sent
+  was given). Ground truth is computed from the whole environment; without this rule the
+  model would carry another app's data (a security code, a channel's messages) into a
+  context that never saw it.
 
 Calls already made in the current turn (its own, or the plan's) are not repeated. The
 model never knows which system, spoke or app it runs in; it only reads the prompt, the
@@ -25,11 +31,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
 from typing import Any
 
+import yaml
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -39,17 +45,24 @@ from helpers.templates import prompts
 _LISTED = re.compile(r"^- ([A-Za-z][A-Za-z0-9_]*) \(app ", re.MULTILINE)  # the planner's candidate lines
 DONE = "Done."
 
+Path = tuple[str | int, ...]
+
 
 class Call(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     function: str
     args: dict[str, Any]
     data_args: tuple[str, ...] = ()  # arguments whose value is data read earlier (AgentDojo's "$" placeholders)
+    own_words: frozenset[str] = frozenset()  # words of those values found nowhere in the data: its own to write
     sources: dict[str, list[int]] = {}  # argument -> earlier calls (indices) whose results hold its value
+    read_from: dict[str, tuple[int, Path]] = {}  # data argument -> (earlier call, where in its result)
+    serves: int | None = None  # a read made only to find what call ``serves`` passes on
+    changes: bool = False  # it changes the world (sends, books, deletes): made once the reads before it are in
 
-    def possible(self, known: set[str]) -> bool:
+    def possible(self, known: set[str], args: dict[str, Any] | None = None) -> bool:
         """Does the model hold the data this call passes on?"""
-        return all(words(self.args.get(name)) <= known for name in self.data_args)
+        args = self.args if args is None else args
+        return all(words(args.get(name)) - self.own_words <= known for name in self.data_args)
 
     def key(self) -> str:
         return call_key(self.function, self.args)
@@ -63,6 +76,7 @@ class Behaviour(BaseModel):
 
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_PARTS = re.compile(r"[@._-]")
 
 
 def words(value: Any) -> set[str]:
@@ -73,7 +87,8 @@ def words(value: Any) -> set[str]:
         return set().union(*(words(v) for v in value)) if value else set()
     if value is None or isinstance(value, bool):
         return set()
-    return {w.lower() for w in _WORD.findall(readable(str(value)))}
+    found = {w.lower() for w in _WORD.findall(readable(str(value)))}
+    return found | {p for w in found for p in _PARTS.split(w) if p}  # who reads an address reads its parts
 
 
 def call_key(function: str, args: dict) -> str:
@@ -85,6 +100,48 @@ def readable(text: str) -> str:
     text = re.sub(r"\\\n\s*", "", text)
     text = text.replace("\\n", " ").replace("\\ ", " ").replace('\\"', '"').replace("''", "'")
     return " ".join(text.split())
+
+
+def parsed(text: str) -> Any:
+    """A tool result as structured data (results are YAML), or None."""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+
+
+def at(value: Any, path: Path) -> Any:
+    for step in path:
+        if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+            value = value[step]
+        elif isinstance(step, str) and isinstance(value, dict) and step in value:
+            value = value[step]
+        else:
+            return None
+    return value
+
+
+class _Ledger:
+    """The calls made since the user's message, by key, each with its result (in order)."""
+
+    def __init__(self, messages: list[BaseMessage]) -> None:
+        answers = {m.tool_call_id: str(m.content) for m in messages if isinstance(m, ToolMessage)}
+        self.made: dict[str, list[str | None]] = {}
+        self.args: list[dict] = []
+        for m in messages:
+            if isinstance(m, AIMessage):
+                for call in m.tool_calls:
+                    args = dict(call.get("args") or {})
+                    if set(args) == {"request"} and isinstance(args["request"], dict):
+                        args = args["request"]
+                    self.args.append(args)
+                    self.made.setdefault(call_key(call["name"], args), []).append(answers.get(call.get("id")))
+
+    def take(self, key: str) -> tuple[bool, str | None]:
+        results = self.made.get(key)
+        if not results:
+            return False, None
+        return True, results.pop(0)
 
 
 class GroundTruthModel(BaseChatModel):
@@ -124,49 +181,94 @@ class GroundTruthModel(BaseChatModel):
         # The most specific match: a combined task's prompt contains its parts' prompts.
         task = max((t for t in self.tasks if t.trigger in query), key=lambda t: len(t.trigger), default=None)
         seen = _maximal([b for b in self.injections if readable(b.trigger) in context])
-        known = words(context)
-        wanted = [c for b in [*seen, *([task] if task else [])] for c in _until_impossible(b.calls, known)]
+        ledger = _Ledger(messages[last_user + 1:])
+        known = words(context) | words(ledger.args)  # what it read, and what it wrote itself
         system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
         if system.startswith(prompts.PLANNER_MARKER):
-            listed = set(_LISTED.findall(system))
-            steps: list[dict] = []
-            for b in [*seen, *([task] if task else [])]:
-                number: dict[int, int] = {}  # the behaviour's call index -> its step number
-                for i, c in enumerate(_until_impossible(b.calls, known)):
-                    if c.function not in listed:
-                        continue
-                    # A value it does not hold yet that an earlier step returns: say so, as the planner
-                    # prompt asks, and leave it to whoever reads that result. A value no step returns
-                    # (an end time an hour after the start, a summary) is its own: written out.
-                    steps.append({"name": c.function, "output": "", "input": {
-                        k: _reference(c.sources[k], number, len(steps))
-                        if steps and c.sources.get(k) and not words(v) <= known else v
-                        for k, v in c.args.items()}})
-                    number[i] = len(steps)
-            return AIMessage(content=json.dumps({"steps": steps}))
+            return AIMessage(content=json.dumps({"steps": _plan([*seen, *([task] if task else [])], known,
+                                                                set(_LISTED.findall(system)))}))
         offered = {t["name"]: t.get("parameters", {}) for t in tools}
-        made = Counter(_made(messages[last_user + 1:]))
-        calls = []
-        for c in wanted:
-            if made[c.key()] > 0:
-                made[c.key()] -= 1
-            elif c.function in offered:
-                self._counter += 1
-                args = {"request": c.args} if _is_proxy(offered[c.function], c.args) else c.args
-                calls.append({"name": c.function, "args": args, "id": f"gt_{self._counter}", "type": "tool_call"})
-        if calls:
-            return AIMessage(content="", tool_calls=calls)
+        calls: list[dict] = []
+        # What an injected instruction asks comes first; the user's task once it is done (or cannot be).
+        for group in (seen, [task] if task else []):
+            for b in group:
+                for function, args in _next_calls(b, known, ledger, offered):
+                    self._counter += 1
+                    args = {"request": args} if _is_proxy(offered[function], args) else args
+                    calls.append({"name": function, "args": args, "id": f"gt_{self._counter}", "type": "tool_call"})
+            if calls:
+                return AIMessage(content="", tool_calls=calls)
         answers = [b.answer for b in [*seen, *([task] if task else [])] if b.answer]
         return AIMessage(content="\n".join(answers) or DONE)
 
 
-def _until_impossible(calls: list[Call], known: set[str]) -> list[Call]:
-    """The calls up to the first one whose data it does not hold yet: what comes after may
-    need what that call returns (send the code, then delete the email just sent)."""
+def _next_calls(b: Behaviour, known: set[str], ledger: _Ledger, offered: dict) -> list[tuple[str, dict]]:
+    """The calls of ``b`` to make now: in order, those not made yet, up to the first that
+    needs a result not in yet or data it does not hold."""
+    results: dict[int, str | None] = {}
+    pending: set[int] = set()
+    out: list[tuple[str, dict]] = []
+    for i, c in enumerate(b.calls):
+        if c.serves is not None and b.calls[c.serves].possible(known):
+            continue  # what the read would find is already held
+        if any(j in pending and not words(c.args[k]) <= known for k, js in c.sources.items() for j in js):
+            break  # it needs what a call being made now returns
+        if c.changes and any(not b.calls[j].changes for j in pending):
+            break  # read, then act: what the reads return may change what it should do
+        args = _read_args(c, results)
+        if not c.possible(known, args):
+            break
+        made, result = ledger.take(call_key(c.function, args))
+        if made:
+            results[i] = result
+        elif c.function in offered:
+            out.append((c.function, args))
+            pending.add(i)
+    return out
+
+
+def _read_args(c: Call, results: dict[int, str | None]) -> dict[str, Any]:
+    """The call's arguments, each value read earlier taken from that result as received."""
+    args = dict(c.args)
+    for name, (j, path) in c.read_from.items():
+        value = at(parsed(results[j]), path) if results.get(j) else None
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            try:
+                args[name] = type(c.args[name])(value) if isinstance(c.args[name], (str, int, float)) else value
+            except ValueError:
+                pass  # not what the ground truth read there: keep its own value
+    return args
+
+
+def _plan(behaviours: list[Behaviour], known: set[str], listed: set[str]) -> list[dict]:
+    steps: list[dict] = []
+    for b in behaviours:
+        number: dict[int, int] = {}  # the behaviour's call index -> its step number
+        for i, c in _until_impossible(b.calls, known):
+            if c.function not in listed:
+                continue
+            # A value it does not hold yet that an earlier step returns: say so, as the planner
+            # prompt asks, and leave it to whoever reads that result. A value no step returns
+            # (an end time an hour after the start, a summary) is its own: written out.
+            steps.append({"name": c.function, "output": "", "input": {
+                k: _reference(c.sources[k], number, len(steps))
+                if steps and c.sources.get(k) and not words(v) <= known else v
+                for k, v in c.args.items()}})
+            number[i] = len(steps)
+    return steps
+
+
+def _until_impossible(calls: list[Call], known: set[str]) -> list[tuple[int, Call]]:
+    """The calls (with their index) up to the first one whose data it does not hold yet: what
+    comes after may need what that call returns (send the code, then delete the email just sent)."""
+    out = []
     for i, c in enumerate(calls):
+        if c.serves is not None and calls[c.serves].possible(known):
+            continue
         if not c.possible(known):
-            return calls[:i]
-    return calls
+            break
+        out.append((i, c))
+    return out
 
 
 def _reference(sources: list[int], number: dict[int, int], previous: int) -> str:
@@ -184,15 +286,3 @@ def _is_proxy(parameters: dict, args: dict) -> bool:
     """A tool whose schema takes the arguments wrapped in one ``request`` object (as a model
     reads any tool's schema to call it)."""
     return set(parameters.get("properties", {})) == {"request"} and "request" not in args
-
-
-def _made(messages: list[BaseMessage]) -> list[str]:
-    keys = []
-    for m in messages:
-        if isinstance(m, AIMessage):
-            for call in m.tool_calls:
-                args = dict(call.get("args") or {})
-                if set(args) == {"request"} and isinstance(args["request"], dict):
-                    args = args["request"]
-                keys.append(call_key(call["name"], args))
-    return keys

@@ -69,14 +69,10 @@ class Worker:
                                                      emit=self.emit)
 
     def run(self, spec: CaseSpec) -> Case:
-        from evaluation.agentdojo.ground_truth import explain_miss
         if spec.system not in self.runner.systems:
             self._secgpt()
         run = self.runner.run(spec)
         case = run.case
-        if case.system == "VanillaGPT" and self.config.oracle and case.injection_task and case.attacked is False:
-            case.miss_reason = explain_miss(self.runner.suite(spec.suite).suite, spec.user_task, spec.injection_task,
-                                            run)
         write_case(self.config.log(spec), case, pipeline=self.config.pipeline(spec.system),
                    injections=run.injections, messages=run.messages, security=run.security, utility=run.utility)
         return case

@@ -21,11 +21,12 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 from evaluation.agentdojo.cases import CaseSpec, make_attack, suite_cases
 from evaluation.agentdojo.environments import Environments
+from evaluation.agentdojo.ground_truth import explain_miss, supplied_injection_tasks
 from evaluation.agentdojo.results import Case, SuiteResult, summarize
 from evaluation.agentdojo.service import SuiteWorld
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
@@ -142,6 +143,7 @@ class CaseRun:
     security: bool
     pre_environment: object = None    # the environment as the run found it (injected, task set up)
     post_environment: object = None   # and as the run left it
+    trace: list = field(default_factory=list)  # every call that ran (service.TraceEntry)
 
 
 class SuiteContext:
@@ -210,8 +212,14 @@ class CaseRunner:
             answer=pipeline.answer[:ANSWER_KEPT], calls=[f"{e.app}.{e.function}" for e in pipeline.trace],
             error=error, prompts=pipeline.prompts[0], unexpected_prompts=pipeline.prompts[1],
             duration=round(time.monotonic() - started, 3))
+        if (self.oracle and spec.system == "VanillaGPT" and injection is not None and error is None
+                and not security):
+            # The baseline under a model that obeys everything lost this case: say why ground truth
+            # cannot win it (a miss is never "the model did not try": that is a bug of the model).
+            case.miss_reason = explain_miss(suite, task, injection, injections, pipeline.pre_environment,
+                                            pipeline.post_environment, pipeline.answer, pipeline.trace)
         return CaseRun(case, injections, pipeline.messages, bool(utility), bool(security),
-                       pipeline.pre_environment, pipeline.post_environment)
+                       pipeline.pre_environment, pipeline.post_environment, pipeline.trace)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -241,7 +249,7 @@ def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: in
             say(f"  {progress_line(cases[-1])}")
         return summarize(cases, suite=context.suite.name, system=system.name, llm=describe_llm(system, oracle),
                          consent=system.consent if system.name == "SecGPT" else "n/a", version=version,
-                         apps=context.apps.source, supplied=[])
+                         apps=context.apps.source, supplied=supplied_injection_tasks(context.suite.name))
 
 
 def progress_line(case: Case) -> str:
