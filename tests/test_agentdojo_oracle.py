@@ -17,7 +17,9 @@ if os.environ.get("SECGPT_TESTS_NEED_AGENTDOJO"):
 else:
     pytest.importorskip("agentdojo", reason="pip install -r evaluation/agentdojo/requirements.txt")
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage, messages_from_dict, messages_to_dict  # noqa: E402
+from langchain_core.messages import (  # noqa: E402
+    AIMessage, HumanMessage, ToolMessage, messages_from_dict, messages_to_dict,
+)
 
 from evaluation.agentdojo.ground_truth import (  # noqa: E402
     SUPPLIED, explain_miss, injection_answer, injection_calls, worst_case_model,
