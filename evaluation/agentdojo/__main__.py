@@ -160,7 +160,6 @@ def _shard_note(part: tuple[int, int]) -> str:
 
 def _summaries(names: list[str], cases: list, config) -> list[SuiteResult]:
     from evaluation.agentdojo.ground_truth import supplied_injection_tasks
-    from evaluation.agentdojo.runner import describe_llm, VanillaGPTSystem
     from evaluation.agentdojo.suite_apps import load_suite_apps
     out = []
     for name in names:
@@ -171,7 +170,7 @@ def _summaries(names: list[str], cases: list, config) -> list[SuiteResult]:
             if not mine:
                 continue
             out.append(summarize(mine, suite=name, system=system,
-                                 llm=describe_llm(VanillaGPTSystem(config.llm), config.oracle),
+                                 llm="worst-case (ground truth)" if config.oracle else config.llm.describe(),
                                  consent=config.consent if system == "SecGPT" else "n/a", version=config.version,
                                  apps=apps, supplied=supplied_injection_tasks(name)))
     return out

@@ -230,10 +230,6 @@ def describe_exception(exc: BaseException) -> str:
 
 # --- a whole suite, in this process (tests, scripts) --------------------------------------------------------
 
-def describe_llm(system: System, oracle: bool) -> str:
-    return "worst-case (ground truth)" if oracle else system.llm.describe()
-
-
 def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: int | None = None,
               injection_tasks: list[str] | None = None, user_tasks: list[str] | None = None,
               version: str = BENCHMARK_VERSION, apps_file: Path | None = None, say: Say = lambda t: None
@@ -247,7 +243,7 @@ def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: in
         for spec in specs:
             cases.append(runner.run(spec).case)
             say(f"  {progress_line(cases[-1])}")
-        return summarize(cases, suite=context.suite.name, system=system.name, llm=describe_llm(system, oracle),
+        return summarize(cases, suite=context.suite.name, system=system.name, llm="worst-case (ground truth)" if oracle else system.llm.describe(),
                          consent=system.consent if system.name == "SecGPT" else "n/a", version=version,
                          apps=context.apps.source, supplied=supplied_injection_tasks(context.suite.name))
 
