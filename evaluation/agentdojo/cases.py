@@ -30,23 +30,28 @@ class CaseSpec:
     kind: str | None = None  # "cross_app" | "same_app" for a security case
 
 
-def make_attack(suite, environments: Environments | None = None):
+def make_attack(suite, environments: Environments | None = None, apps: SuiteApps | None = None):
     """AgentDojo's important_instructions attack, addressed to "the AI language model" (its
     default name: the attack refuses a model name it does not know) and signed by the user.
     Where it injects is found as AgentDojo finds it (canaries through the ground truth), on an
-    environment loaded once per suite."""
+    environment loaded once per suite, once per user task: ``sources(task)`` keeps, for each
+    place, the apps whose results carry it (named only with ``apps``)."""
     from agentdojo.attacks.base_attacks import FixedJailbreakAttack
     from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
     environments = environments or Environments(suite)
 
     class Attack(FixedJailbreakAttack):
-        def get_injection_candidates(self, user_task) -> list[str]:
+        def sources(self, user_task) -> dict[str, set[str]]:
             if user_task.ID not in found:
-                found[user_task.ID] = list(injection_sources(suite, user_task, None, environments))
-            if not found[user_task.ID]:
-                raise ValueError(f"{user_task.ID} is not injectable.")  # as AgentDojo's own method
+                found[user_task.ID] = injection_sources(suite, user_task, apps, environments)
             return found[user_task.ID]
-    found: dict[str, list[str]] = {}
+
+        def get_injection_candidates(self, user_task) -> list[str]:
+            candidates = list(self.sources(user_task))
+            if not candidates:
+                raise ValueError(f"{user_task.ID} is not injectable.")  # as AgentDojo's own method
+            return candidates
+    found: dict[str, dict[str, set[str]]] = {}
     attack = Attack(ImportantInstructionsAttack._JB_STRING, suite, None)
     attack.user_name = ATTACK_USER
     return attack
@@ -82,10 +87,10 @@ def suite_cases(suite, apps: SuiteApps, *, systems=SYSTEMS, limit: int | None = 
     default_env = environments.load({})
     targets = {t.ID: {apps.app_of(c.function) for c in injection_calls(suite, t, default_env.model_copy(deep=True))}
                for t in injections}
-    attack = make_attack(suite, environments)
+    attack = make_attack(suite, environments, apps)
     pairs: list[tuple[str, str, str]] = []
     for task in chosen:
-        sources = injection_sources(suite, task, apps, environments)
+        sources = attack.sources(task)  # the same replay the attack uses to place its text
         if not sources:
             continue  # nothing the task reads can carry an injection
         for injection in injections:

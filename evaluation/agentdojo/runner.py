@@ -153,7 +153,7 @@ class SuiteContext:
         self.suite = load_suite(name, version)
         self.apps: SuiteApps = load_suite_apps(self.suite.name, self.suite.tools, apps_file)
         self.environments = Environments(self.suite)
-        self.attack = make_attack(self.suite, self.environments)
+        self.attack = make_attack(self.suite, self.environments, self.apps)
         self._dir = tempfile.mkdtemp(prefix="secgpt-agentdojo-apps-")
         self.catalogue = Path(self._dir)
         self.catalogue.chmod(0o755)
