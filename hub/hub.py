@@ -15,6 +15,7 @@ from pathlib import Path
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from helpers.configs import paths
+from helpers.configs.isolation import IsolationMode
 from helpers.isc.messages import PlanStep
 from helpers.llm.config import LLMConfig
 from helpers.llm.convert import history_to_langchain
@@ -57,8 +58,10 @@ class Hub:
                  write: Callable[[str], None] = print, emit: Emit | None = None,
                  redis_url: str | None = None, importer: ToolImporter | None = None,
                  launcher: SpokeLauncher | None = None, http: HttpBroker | None = None,
-                 chat_model: BaseChatModel | None = None) -> None:
-        """``chat_model`` replaces the model ``llm`` describes (an evaluation's own worst-case model)."""
+                 chat_model: BaseChatModel | None = None, isolation: IsolationMode = "faithful") -> None:
+        """``chat_model`` replaces the model ``llm`` describes (an evaluation's own worst-case model);
+        ``isolation`` is the mode (``helpers.configs.isolation``)."""
+        self.isolation = isolation
         self.user = str(user_id)
         self.llm_config = llm
         self.consent = consent
