@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from helpers.isc.channel import ChannelClosed, ChannelTimeout, Violation
 from helpers.isc.framing import FrameTooLarge
 from helpers.isc.messages import (
-    AppRequest, AppResponse, ErrorMessage, FinalResponse, FunctionalityDenialResponse, HttpRequest,
+    AppRequest, AppResponse, DoneCall, ErrorMessage, FinalResponse, FunctionalityDenialResponse, HttpRequest,
     Message, NoFunctionalityResponse, PlanStep, QueryRequest,
 )
 from helpers.sandbox.app_spec import AppSpec
@@ -60,28 +60,9 @@ class SpokeHandle:
     violations: int = 0
     busy: bool = False
     stop_reason: str | None = None
-    # Set by the hub operator for the query in progress (``begin``): what the plan foresees for
-    # this spoke (a planned functionality called with other inputs than planned is not expected);
-    # which other apps' functionalities the user let it use (planned ones for the whole query, an
-    # unplanned one for the one call it was asked for); which were refused.
-    planned: tuple = ()  # the plan's steps (PlanStep) handed to it: what "expected" means, inputs included
-    used: set[int] = field(default_factory=set)  # planned steps already called: each is expected once
-    approved: dict[str, bool] = field(default_factory=dict)  # functionality -> reusable in this query
-    refused: set[str] = field(default_factory=set)
-    received: list[tuple[str, str]] = field(default_factory=list)  # (app, answer) handed to it this query
-
     @property
     def alive(self) -> bool:
         return self.process.alive
-
-    @property
-    def expected(self) -> frozenset[str]:
-        """The functionalities the plan names for it."""
-        return frozenset(s.name for s in self.planned)
-
-    def begin(self, planned: tuple = ()) -> None:
-        """A new query (or, for a callee, a new call): nothing approved, refused or received yet."""
-        self.planned, self.used, self.approved, self.refused, self.received = tuple(planned), set(), {}, set(), []
 
 
 Handler = Callable[[SpokeHandle, Message], Message]
@@ -147,9 +128,10 @@ class SpokeBroker:
         return self.exchange(handle, outgoing, timeout)
 
     def query(self, handle: SpokeHandle, query: str, plan: list[PlanStep], expected: list[str],
-              timeout: float | None = None) -> Outcome:
-        """Have the spoke's agent handle a user query."""
-        outgoing = QueryRequest(id=next(self._ids), query=query, plan=plan, expected=expected)
+              timeout: float | None = None, results: list[DoneCall] | None = None) -> Outcome:
+        """Have the spoke's agent handle a user query (or, given ``results``, phrase them)."""
+        outgoing = QueryRequest(id=next(self._ids), query=query, plan=plan, expected=expected,
+                                results=results or [])
         return self.exchange(handle, outgoing, timeout)
 
     def exchange(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest,

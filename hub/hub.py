@@ -15,7 +15,7 @@ from pathlib import Path
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from helpers.configs import paths
-from helpers.configs.isolation import IsolationMode
+from helpers.configs.isolation import ISOLATION_MODES, IsolationMode
 from helpers.isc.messages import PlanStep
 from helpers.llm.config import LLMConfig
 from helpers.llm.convert import history_to_langchain
@@ -28,14 +28,17 @@ from helpers.permission.store import PermissionStore
 from helpers.sandbox.launcher import SpokeLauncher
 from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
-from helpers.utilities.errors import LLMError, MemoryUnavailable
+from helpers.utilities.errors import ConfigError, LLMError, MemoryUnavailable
 from helpers.utilities.failures import Failure
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 from hub.http_broker import HttpBroker
+from hub.effects import SideEffects
 from hub.hub_operator import HubOperator
 from hub.llm_broker import LLMBroker
 from hub.planner import Planner
+from hub.policy import FaithfulPolicy
+from hub.strict_policy import StrictPolicy
 
 Emit = Callable[[str, str], None]
 HUB_NAMESPACE = "hub"
@@ -61,6 +64,8 @@ class Hub:
                  chat_model: BaseChatModel | None = None, isolation: IsolationMode = "faithful") -> None:
         """``chat_model`` replaces the model ``llm`` describes (an evaluation's own worst-case model);
         ``isolation`` is the mode (``helpers.configs.isolation``)."""
+        if isolation not in ISOLATION_MODES:
+            raise ConfigError(f"isolation mode {isolation!r} is unknown: use faithful or strict")
         self.isolation = isolation
         self.user = str(user_id)
         self.llm_config = llm
@@ -79,7 +84,7 @@ class Hub:
         self.memory: MemoryStore | None = None
         self.operator: HubOperator | None = None
         self._http = http
-        self.planner = Planner(self.llm)
+        self.planner = Planner(self.llm, signatures_only=isolation == "strict")
         self.retriever = Retriever([self.importer.functionality(n) for n in self.importer.all_functionalities()])
 
     # --- life cycle ------------------------------------------------------------------------------------
@@ -93,8 +98,10 @@ class Hub:
             self.close()
             raise
         broker = SpokeBroker(self.launcher, self.audit, self._http)
+        policy = (StrictPolicy if self.isolation == "strict" else FaithfulPolicy)(
+            self.importer.owner, SideEffects(self.importer))
         self.operator = HubOperator(broker, self.importer, self.permissions, self.memory, self.llm,
-                                    self.user, self.emit)
+                                    self.user, self.emit, policy=policy)
         return self
 
     def close(self) -> None:
@@ -123,7 +130,7 @@ class Hub:
             raise RuntimeError("call start() first")
         self.operator.begin_query()
         try:
-            history = history_to_langchain(self.memory.context(HUB_NAMESPACE))
+            history = history_to_langchain(self._planner_history())
             candidates = self.retriever.candidates(query)
             plan = self.planner.plan(query, candidates, history)
             notes = [plan.note] if plan.note else []
@@ -157,6 +164,14 @@ class Hub:
         if answer.error is not None:
             self.emit("error", str(answer.error))
         return answer
+
+    def _planner_history(self) -> list[dict]:
+        """What the planner reads of earlier turns. Faithful: the summary and the recent
+        messages, answers included (the paper's). Strict: the user's own messages only: an answer
+        carries app output, which must never decide a later plan."""
+        if self.isolation == "strict":
+            return [m for m in self.memory.history(HUB_NAMESPACE) if m.get("role") == "user"]
+        return self.memory.context(HUB_NAMESPACE)
 
     def _offer_replan(self, app: str) -> bool:
         if self.consent != "ask":

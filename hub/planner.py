@@ -18,8 +18,9 @@ from helpers.memory.extraction import parse_json_object
 from helpers.templates import prompts
 from helpers.tools.tool_importer import Functionality
 from hub.llm_broker import LLMBroker
-
-RESULT_REF = re.compile(r"<result_(\d+)>")
+# An input name as the strict planner shows it: short and plain, or "?" (a name is vendor text too).
+_INPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+_MAX_INPUTS = 12
 
 
 class Plan(BaseModel):
@@ -34,13 +35,24 @@ class PlanResult:
 
 
 class Planner:
-    def __init__(self, llm: LLMBroker) -> None:
+    """``signatures_only`` (strict mode): the planner sees each functionality's name, inputs and
+    app, never the text its vendor wrote (a description cannot steer which *other* apps are
+    planned, or what their steps receive)."""
+
+    def __init__(self, llm: LLMBroker, signatures_only: bool = False) -> None:
         self.llm = llm
+        self.signatures_only = signatures_only
+
+    def listing(self, functionalities: list[Functionality]) -> str:
+        if self.signatures_only:
+            lines = [f"- {f.name}({', '.join(_inputs(f))}) (app {f.app})" for f in functionalities]
+            return "\n".join([prompts.PLANNER_SIGNATURES, *lines]) if lines else "(none)"
+        return "\n".join(f"- {f.name} (app {f.app}): {f.description}" for f in functionalities) or "(none)"
 
     def plan(self, query: str, candidates: list[Functionality], history: list[BaseMessage] | None = None,
              avoid: set[str] | None = None) -> PlanResult:
         usable = [f for f in candidates if f.app not in (avoid or set())]
-        apps = "\n".join(f"- {f.name} (app {f.app}): {f.description}" for f in usable) or "(none)"
+        apps = self.listing(usable)
         messages: list[BaseMessage] = [SystemMessage(content=prompts.PLANNER.format(apps=apps)),
                                        *(history or []), HumanMessage(content=query)]
         error = ""
@@ -66,22 +78,10 @@ def parse_plan(text: str) -> tuple[Plan | None, str]:
         return None, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
-def group_steps(steps: list[PlanStep]) -> list[list[int]]:
-    """Indices of steps grouped by dependency (``<result_k>`` links), in plan order."""
-    parent = list(range(len(steps)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, step in enumerate(steps):
-        for ref in RESULT_REF.findall(str(step.input)):
-            k = int(ref) - 1
-            if 0 <= k < len(steps) and k != i:
-                parent[find(i)] = find(k)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(steps)):
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda g: g[0])
+def _inputs(f: Functionality) -> list[str]:
+    """A functionality's input names, as its request schema has them (names only: a property's
+    description is vendor text)."""
+    properties = f.request_schema.get("properties") if isinstance(f.request_schema, dict) else None
+    if not isinstance(properties, dict):
+        return []
+    return [k if _INPUT_NAME.fullmatch(k) else "?" for k in map(str, properties)][:_MAX_INPUTS]

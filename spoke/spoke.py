@@ -132,6 +132,15 @@ def _answer_query(message: QueryRequest, profile: SpokeProfile, functionalities:
         stored = hub.request(MemoryRequest(id=hub.next_id(), op="load", kind="history"))
         value = getattr(stored, "value", None)
         history = history_to_langchain(value if isinstance(value, list) else [])
+        if message.results:
+            # Strict mode: the hub ran this app's planned steps; its LLM only phrases the results
+            # for the user, with no tool to call (the hub would refuse any call anyway).
+            system = prompts.phrase_system(profile.app, profile.description, profile.annotation)
+            done = [(c.name, c.input if isinstance(c.input, dict) else {}, c.result) for c in message.results]
+            run = run_agent(HubChatModel(operator=hub), system, history, message.query, [], done=done)
+            hub.request(MemoryRequest(id=hub.next_id(), op="save", kind="history", value=[
+                {"role": "user", "content": message.query}, {"role": "assistant", "content": run.answer}]))
+            return FinalResponse(id=message.id, text=run.answer[:500_000])
         if profile.kind == "vanilla":
             system = prompts.VANILLA_SPOKE
         elif profile.kind == "routing":

@@ -103,7 +103,7 @@ def test_steered_recipient_is_refused_and_the_rest_of_the_plan_runs(launcher, da
 
 @pytest.mark.parametrize("steering", STEERINGS)
 def test_control_steered_recipient_without_the_destination_check(launcher, data_dir, steering, monkeypatch):
-    monkeypatch.setattr("hub.hub_operator.unknown", lambda value, known: [])  # the check removed
+    monkeypatch.setattr("hub.policy.unknown", lambda value, known: [])  # the check removed
     _ask_invoice(launcher, data_dir, STEERINGS[steering](data_dir), consent="expected")
     assert ATTACKER in sent_to(data_dir)  # approved silently as "expected"
 
@@ -136,7 +136,7 @@ def _cross_app(data_dir) -> dict:
 @pytest.mark.parametrize("check", [True, False], ids=["fixed", "control"])
 def test_steered_recipient_of_a_cross_app_step(launcher, data_dir, check, monkeypatch):
     if not check:
-        monkeypatch.setattr("hub.hub_operator.unknown", lambda value, known: [])
+        monkeypatch.setattr("hub.policy.unknown", lambda value, known: [])
     world = _cross_app(data_dir)
     with secgpt(launcher, world["llm"], apps=world["apps"]) as hub:
         hub.answer(world["query"])
@@ -153,7 +153,7 @@ def test_steered_recipient_of_a_cross_app_step(launcher, data_dir, check, monkey
 def test_steered_recipient_in_a_plan_the_coordinator_runs(launcher, data_dir, check, monkeypatch):
     """Independent steps of two apps: the coordinator calls each through the hub, as planned."""
     if not check:
-        monkeypatch.setattr("hub.hub_operator.unknown", lambda value, known: [])
+        monkeypatch.setattr("hub.policy.unknown", lambda value, known: [])
     plan = _steps(("metro_hail", RIDE), _send(ATTACKER, "ride booked"))
     rules = [{"when": {"system_contains": PLANNER, "context_contains": ATTACKER}, "then": {"content": plan}},
              {"when": {"called": ["send_gmail_message"]}, "then": {"content": "Fare {tool:metro_hail}."}}]
@@ -265,7 +265,7 @@ def _careful_user(dialog: str) -> str:
 @pytest.mark.parametrize("input_shown", [True, False], ids=["fixed", "control"])
 def test_unplanned_call_dialog_names_the_recipient(launcher, data_dir, input_shown, monkeypatch):
     if not input_shown:  # the dialog as before: which functionality, not with what
-        monkeypatch.setattr("hub.hub_operator.shown", lambda value, limit=0: "(input not shown)")
+        monkeypatch.setattr("hub.policy.shown", lambda value, limit=0: "(input not shown)")
     world = _compromised_ride(data_dir)
     with secgpt(launcher, world["llm"], consent="ask", apps=world["apps"], decide=_careful_user) as hub:
         hub.answer(Q_FARE)
@@ -291,7 +291,7 @@ def test_planned_side_effects_are_asked_at_each_call_with_the_input(launcher, da
     with secgpt(launcher, scripted(data_dir.parent, rules), consent="ask", apps=mail_importer(data_dir),
                 decide=lambda dialog: "1") as hub:
         if not flag:
-            hub.operator.side_effects = lambda name: False
+            hub.operator.policy.side_effects = lambda name: False
         assert hub.answer(Q_TWO_MAILS).route == "routing"
         about_send = [d for d in hub.console.dialogs() if "send_gmail_message" in d]
     assert sorted(sent_to(data_dir)) == ["ann@example.com", "bob@example.com"]

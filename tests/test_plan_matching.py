@@ -4,7 +4,7 @@ inputs included (no AgentDojo needed: these run on a core install)."""
 from __future__ import annotations
 
 from helpers.isc.messages import PlanStep
-from hub.hub_operator import as_planned
+from hub.plan import as_planned
 
 
 def test_plan_expectation_covers_inputs():
@@ -24,7 +24,7 @@ def test_plan_expectation_covers_inputs():
 
 
 def test_each_planned_step_is_expected_once_and_results_are_checked():
-    from hub.hub_operator import planned_step, renumber
+    from hub.plan import planned_step, renumber
     steps = [PlanStep(name="search", input={"q": "x"}, output=""),
              PlanStep(name="send", input={"to": "<result_1>"}, output="")]
     assert planned_step(steps, "search", {"q": "x"}, used={0}) is None  # called once already

@@ -68,15 +68,26 @@ class PlanStep(_Msg):
     output: Any = None
 
 
+class DoneCall(_Msg):
+    """A functionality the hub already ran for this spoke's app (strict mode), with its result."""
+
+    name: Name
+    input: Any = None
+    result: Text
+
+
 class QueryRequest(_Msg):
     """Handle a user query with the spoke's agent (hub->spoke). ``plan`` holds the steps the
-    planner assigned to this spoke; ``expected`` the functionalities the plan foresees."""
+    planner assigned to this spoke; ``expected`` the functionalities the plan foresees.
+    ``results`` (strict mode): the hub ran the app's planned steps itself; the spoke only
+    phrases these results for the user, with no tools."""
 
     type: Literal["query_request"] = "query_request"
     id: RequestId
     query: Text
     plan: list[PlanStep] = Field(default_factory=list, max_length=64)
     expected: list[Name] = Field(default_factory=list, max_length=256)
+    results: list[DoneCall] = Field(default_factory=list, max_length=64)
 
 
 class FinalResponse(_Msg):

@@ -1,0 +1,192 @@
+"""Strict mode: the hub carries out a plan as code, and each app phrases only its own results.
+
+Runs in: hub.
+
+No LLM that can cause a call reads an app's output here. The steps run in plan order,
+each in its app's spoke as a plain functionality call (no agent): its input is the
+plan's, with every ``<result_k>`` resolved by the hub, either the whole result of step k
+(when it fits the input's schema as it is) or one value taken out of it by the
+quarantined LLM (``hub.quarantine``). A value that crosses from one app to another is a
+declared flow (the plan says so): the user is asked (collab, expected) with the value and
+the app it comes from. Then each app's spoke phrases that app's results, with no tools,
+and the hub assembles the reply with one block per app: no LLM context holds two apps'
+outputs, so one app's output cannot change what the user is told about another.
+
+Permissions are asked per app, once, before anything runs (the plan review: every step
+with its inputs; a step naming a destination the user never gave is asked on its own).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import jsonschema
+
+from helpers.isc.messages import AppResponse, DoneCall, FinalResponse, PlanStep
+from helpers.permission.prompt import PermissionRequest, shown
+from helpers.permission.store import pair_key
+from helpers.utilities.errors import MemoryUnavailable, SecGPTError
+from hub.plan import RESULT_REF, renumber
+from hub.policy import ROUTING, SpokeState
+from hub.quarantine import extract
+
+if TYPE_CHECKING:
+    from hub.hub_operator import Execution, HubOperator
+
+
+@dataclass
+class _Run:
+    steps: list[PlanStep]
+    results: dict[int, object] = field(default_factory=dict)      # step (0-based) -> its response
+    done: dict[str, list[DoneCall]] = field(default_factory=dict)  # app -> its calls, in order
+    notes: list[str] = field(default_factory=list)
+
+
+def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list[str]) -> "Execution":
+    from hub.hub_operator import Execution
+    owner = op.importer.owner
+    apps = list(dict.fromkeys(owner[s.name] for s in steps))
+    state = SpokeState(ROUTING)  # the hub, coordinating; no LLM
+    state.begin(steps)
+    notes: list[str] = []
+    left_out: list[int] = []
+    approved: set[str] = set()
+    for app in apps:  # one question per app, listing the whole plan; each unknown destination apart
+        review = op.policy.review_plan(op.ctx, app, steps)
+        if review.first is not None and not op.permissions.check(review.first.request).allowed:
+            return Execution(None, app, refused=app, dropped=dropped)
+        out = [i for i, ask in review.each if not op.permissions.check(ask.request).allowed]
+        if review.first is None and out and len(out) == len(review.each):
+            return Execution(None, app, refused=app, dropped=dropped)
+        notes += op.policy.plan_outcome(review, True, out)[1]
+        left_out += out
+        approved |= {s.name for i, s in enumerate(steps) if owner[s.name] == app and i not in out}
+    kept = [i for i in range(len(steps)) if i not in left_out]
+    steps = renumber([steps[i] for i in kept], kept)
+    state.begin(steps)
+    state.approved.update(dict.fromkeys(approved, True))
+    for app in apps:
+        try:
+            mine = [s for s in steps if owner[s.name] == app]
+            guarded = op._guard_plan_data(app, mine)
+        except MemoryUnavailable as exc:
+            op.failed(exc)
+            return Execution(f"Sorry, {exc}.", ROUTING, dropped=dropped)
+        it = iter(guarded)
+        steps = [next(it) if owner[s.name] == app else s for s in steps]
+    run = _Run(steps, notes=notes)
+    for i, step in enumerate(steps):
+        _run_step(op, run, state, i, step)
+    texts = []
+    for app in apps:
+        if app in run.done:
+            texts.append((app, _phrase(op, app, query, run.done[app])))
+    if not texts:
+        text = "I could not run any step of the plan."
+    elif len(texts) == 1:
+        text = texts[0][1]
+    else:
+        text = "\n\n".join(f"From {app}:\n{answer}" for app, answer in texts)
+    route = apps[0] if len(apps) == 1 else ROUTING
+    return Execution(text, route, dropped=dropped, notes=run.notes)
+
+
+def _run_step(op: "HubOperator", run: _Run, state: SpokeState, i: int, step: PlanStep) -> None:
+    f = op.importer.functionality(step.name)
+    app = f.app
+    if step.name not in state.approved:
+        run.notes.append(f"I did not run step {i + 1} ({step.name}): it was not allowed.")
+        return
+    request, why = _resolve(op, run, i, step, f.request_schema)
+    if request is None:
+        run.notes.append(f"I did not run step {i + 1} ({step.name}): {why}.")
+        return
+    try:
+        jsonschema.validate(request, f.request_schema)
+    except jsonschema.ValidationError as exc:
+        run.notes.append(f"I did not run step {i + 1} ({step.name}): its input does not match its "
+                         f"specification ({exc.message}).")
+        return
+    try:
+        target = op._spoke(app)
+    except SecGPTError as exc:
+        run.notes.append(f"I did not run step {i + 1} ({step.name}): {exc}.")
+        return
+    op.states[app].begin()  # a plain call: nothing is expected of the app's own requests
+    state.used.add(i)
+    op.emit("call", f"hub -> {app}.{step.name} (step {i + 1} of the plan)")
+    outcome = op.broker.call(target, step.name, request)
+    if not isinstance(outcome, AppResponse):
+        detail = getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
+        run.notes.append(f"Step {i + 1} ({step.name}) failed: {detail}.")
+        return
+    try:
+        jsonschema.validate(outcome.response, f.response_schema)
+    except jsonschema.ValidationError as exc:
+        run.notes.append(f"Step {i + 1} ({step.name}) answered outside its specification: {exc.message}.")
+        return
+    run.results[i] = outcome.response
+    run.done.setdefault(app, []).append(DoneCall(name=step.name, input=request, result=_text(outcome.response)))
+
+
+def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict) -> tuple[dict | None, str]:
+    """The step's input with every ``<result_k>`` replaced by a value the hub took from step k's
+    result; (None, why) when a value is missing or a flow to another app was refused."""
+    planned = step.input if isinstance(step.input, dict) else {}
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    target = op.importer.owner[step.name]
+    request: dict = {}
+    for name, template in planned.items():
+        value, why = _value(op, run, step, name, template, properties.get(name, {}) if isinstance(
+            properties, dict) else {})
+        if why:
+            return None, why
+        request[name] = value
+    for name, template in planned.items():
+        for k in {int(k) for k in RESULT_REF.findall(json.dumps(template))}:
+            source = op.importer.owner[run.steps[k - 1].name]
+            if source == target:
+                continue
+            decision = op.permissions.check(PermissionRequest(
+                op.user, pair_key(source, target), "collab",
+                f"{source}'s result (step {k}) goes to {step.name} as {name}: {shown(request[name])}",
+                expected=True, functionalities=(step.name,)))
+            if not decision.allowed:
+                return None, f"you did not allow passing {source}'s result to {target}"
+    return request, ""
+
+
+def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, schema: dict) -> tuple[object, str]:
+    if not isinstance(template, str) or not (refs := [int(k) for k in RESULT_REF.findall(template)]):
+        return template, ""
+    for k in refs:
+        if k - 1 not in run.results:
+            return None, f"it needs the result of step {k}, which did not run"
+    k = refs[0]
+    result = run.results[k - 1]
+    # Even "<result_k>" alone goes through the quarantined LLM: the whole result is right for a
+    # message body and wrong for a place or a date, and which one only a model can tell.
+    found = extract(op.llm, _text(result), k=k, template=template, field=name, functionality=step.name,
+                    schema=schema)
+    return (found.value, "") if found.ok else (None, found.error)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _phrase(op: "HubOperator", app: str, query: str, done: list[DoneCall]) -> str:
+    """``app``'s results told by ``app``'s own spoke (its LLM sees only them)."""
+    try:
+        handle = op._spoke(app)
+    except SecGPTError as exc:
+        return f"(could not be told: {exc})"
+    op.states[app].begin()
+    outcome = op.broker.query(handle, query, [], [], results=done)
+    if isinstance(outcome, FinalResponse):
+        return outcome.text
+    detail = getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
+    return f"(could not be told: {detail}); the results were: " + "; ".join(shown(c.result, 200) for c in done)
+
