@@ -8,9 +8,10 @@ from helpers.utilities.chat_cli import main_for
 
 
 def _build(args, llm, chat):
+    from helpers.configs.isolation import isolation_mode
     from hub.hub import Hub
     return Hub(llm, user_id=args.user, consent=chat.consent, functionalities=args.functionalities,
-               read=chat.read, write=chat.write, emit=chat.emit)
+               read=chat.read, write=chat.write, emit=chat.emit, isolation=isolation_mode(args.isolation))
 
 
 def main(user_id: str = "0", debug: bool = False, argv: list[str] | None = None) -> int:

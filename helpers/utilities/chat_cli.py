@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from helpers.configs.isolation import ISOLATION_HELP
 from helpers.llm.config import LLM_CHOICES, LLM_HELP, load_llm_config
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import ConfigError, SecGPTError
@@ -37,8 +38,10 @@ HELP = """Commands:
   /exit                      quit (Ctrl-D works too; Ctrl-C cancels an answer)"""
 
 
-def parser(prog: str, description: str) -> argparse.ArgumentParser:
+def parser(prog: str, description: str, isolation: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
+    if isolation:
+        p.add_argument("--isolation", help=f"isolation mode: {ISOLATION_HELP}")
     p.add_argument("--user", default="0", help="user id (permissions and memory are per user)")
     p.add_argument("--debug", action="store_true", help="show intermediate steps")
     p.add_argument("--functionalities", type=Path, help="installed apps file (default data/functionalities.json)")
@@ -115,7 +118,7 @@ def answer_text(name: str, text: str) -> str:
 
 
 def run_chat(name: str, argv: list[str] | None, build: Callable, description: str) -> int:
-    args = parser(f"{name.lower()}_main.py", description).parse_args(argv)
+    args = parser(f"{name.lower()}_main.py", description, isolation=name == "SecGPT").parse_args(argv)
     interactive = sys.stdin.isatty()
     chat = Chat(name, args, interactive)
     try:
@@ -130,7 +133,8 @@ def run_chat(name: str, argv: list[str] | None, build: Callable, description: st
         return 2
     try:
         if interactive:
-            print(f"{name} ({llm.describe()}, consent: {chat.consent}). /help for commands, /exit to quit.")
+            mode = f", isolation: {session.isolation}" if hasattr(session, "isolation") else ""
+            print(f"{name} ({llm.describe()}, consent: {chat.consent}{mode}). /help for commands, /exit to quit.")
         return _loop(chat, session, args)
     finally:
         session.close()
