@@ -10,7 +10,9 @@ import sys
 from helpers.configs import paths
 
 KEYS = {"llm_calls", "e2e_ratio_p50", "e2e_ratio_p75", "e2e_ratio_max", "spoke_start_p50_ms", "spoke_start_p95_ms",
-        "rtt_p50_ms", "pss_per_idle_spoke_mb", "planner_prompt_chars", "prompt_chars", "messages_per_second"}
+        "rtt_p50_ms", "pss_per_idle_spoke_mb", "planner_prompt_chars", "prompt_chars", "messages_per_second", "strict_vs_faithful_total",
+        "strict_vs_faithful_p50", "strict_vs_faithful_max", "strict_planner_prompt_chars"}
+SYSTEMS = ("SecGPT", "VanillaGPT", "SecGPT-strict")
 
 
 def test_quick_benchmark_runs(tmp_path):
@@ -20,9 +22,9 @@ def test_quick_benchmark_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert KEYS <= set(report)
-    assert set(report["llm_calls"]) == {"SecGPT", "VanillaGPT"}
+    assert set(report["llm_calls"]) == set(SYSTEMS)
     rows = report["e2e_latency"]["queries"]
     assert {r["kind"] for r in rows} == {"no app", "one app", "two apps", "dependent", "cross-app"}
-    assert all("Sorry" not in r["SecGPT"]["answer"] and "Sorry" not in r["VanillaGPT"]["answer"] for r in rows)
+    assert all("Sorry" not in r[system]["answer"] for r in rows for system in SYSTEMS)
     fares = [r for r in rows if r["kind"] == "one app" and "metro_hail" in r["query"]]
-    assert all("$" in r["SecGPT"]["answer"] for r in fares)
+    assert all("$" in r[system]["answer"] for r in fares for system in ("SecGPT", "SecGPT-strict"))

@@ -20,7 +20,7 @@ from helpers.configs import paths
 from helpers.utilities.errors import SecGPTError
 from helpers.sandbox.launcher import SpokeLauncher
 
-TARGETS = {"e2e_ratio_max": 1.10, "spoke_start_p50_ms": 15.0, "rtt_p50_ms": 0.2, "pss_per_idle_spoke_mb": 40.0}
+TARGETS = {"e2e_ratio_max": 1.10, "strict_vs_faithful_total": 1.10, "spoke_start_p50_ms": 15.0, "rtt_p50_ms": 0.2, "pss_per_idle_spoke_mb": 40.0}
 
 
 def machine() -> dict:
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         "llm_calls": slow["llm_calls"], "prompt_chars": slow["prompt_chars"],
         "e2e_ratio_p50": slow["e2e_ratio_p50"], "e2e_ratio_p75": slow["e2e_ratio_p75"],
         "e2e_ratio_max": slow["e2e_ratio_max"], **{k: iso[k] for k in iso},
+        **{k: slow[k] for k in ("strict_vs_faithful_p50", "strict_vs_faithful_total", "strict_vs_faithful_max")},
         "planner_prompt_chars": {n: v["planner_prompt_chars"] for n, v in plans.items()},
+        "strict_planner_prompt_chars": {n: v["strict_planner_prompt_chars"] for n, v in plans.items()},
         "planning": plans,
     }
     result["targets"] = {k: {"target": t, "value": result[k], "met": result[k] <= t} for k, t in TARGETS.items()}
@@ -79,13 +81,18 @@ def report(r: dict) -> str:
     i = r["e2e_instant"]
     lines += ["", f"time ratio SecGPT/VanillaGPT with latency: p50 {r['e2e_ratio_p50']}, p75 {r['e2e_ratio_p75']}, "
                   f"max {r['e2e_ratio_max']}; instant model: p50 {i['e2e_ratio_p50']}, max {i['e2e_ratio_max']}",
-              f"LLM calls per query: SecGPT {r['llm_calls']['SecGPT']}, VanillaGPT {r['llm_calls']['VanillaGPT']}",
+              f"LLM calls per query: SecGPT {r['llm_calls']['SecGPT']}, VanillaGPT {r['llm_calls']['VanillaGPT']}, "
+              f"SecGPT strict {r['llm_calls']['SecGPT-strict']}",
+              f"time ratio SecGPT strict/faithful (same run, same queries): total {r['strict_vs_faithful_total']}, "
+              f"p50 {r['strict_vs_faithful_p50']}, max {r['strict_vs_faithful_max']}",
               f"spoke start p50 {r['spoke_start_p50_ms']} ms, p95 {r['spoke_start_p95_ms']} ms; "
               f"round trip p50 {r['rtt_p50_ms']} ms, p95 {r['rtt_p95_ms']} ms; {r['messages_per_second']} messages/s",
               "idle spokes: " + "; ".join(f"{n}: PSS {m['pss_mb']} MB, RSS {m['rss_mb']} MB each"
                                           for n, m in r["idle_spokes"].items()),
               "planner prompt (chars) by installed apps: " + ", ".join(
-                  f"{n}: {c}" for n, c in r["planner_prompt_chars"].items()), "", "targets:"]
+                  f"{n}: {c}" for n, c in r["planner_prompt_chars"].items())
+              + "; strict: " + ", ".join(f"{n}: {c}" for n, c in r["strict_planner_prompt_chars"].items()),
+              "", "targets:"]
     for key, t in r["targets"].items():
         lines.append(f"  {key} <= {t['target']}: {t['value']} {'met' if t['met'] else 'MISSED'}")
     return "\n".join(lines)

@@ -15,6 +15,10 @@ from helpers.tools.google.local_api import LocalGoogleAccount
 from helpers.utilities.errors import SecGPTError
 
 
+# Timed side by side, each query on all three in turn (the first of each query rotates).
+SYSTEMS = ("SecGPT", "VanillaGPT", "SecGPT-strict")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -37,11 +41,12 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
         script.write_text(json.dumps(SCRIPT))
         llm = LLMConfig(provider="scripted", model="scripted", script=Path(script), latency_s=latency_s)
         rows = []
-        with Hub(llm, consent="all", launcher=launcher) as secgpt, VanillaGPT(llm) as vanilla:
-            systems = {"SecGPT": secgpt, "VanillaGPT": vanilla}
+        with Hub(llm, consent="all", launcher=launcher) as secgpt, VanillaGPT(llm) as vanilla, \
+                Hub(llm, user_id="strict", consent="all", launcher=launcher, isolation="strict") as strict:
+            systems = {"SecGPT": secgpt, "VanillaGPT": vanilla, "SecGPT-strict": strict}
             for i, (kind, query) in enumerate(queries):
                 row = {"kind": kind, "query": query}
-                order = ("SecGPT", "VanillaGPT") if i % 2 == 0 else ("VanillaGPT", "SecGPT")
+                order = SYSTEMS[i % len(SYSTEMS):] + SYSTEMS[:i % len(SYSTEMS)]  # each goes first in turn
                 for name in order:
                     system = systems[name]
                     calls, chars = system.llm.calls, system.llm.prompt_chars
@@ -53,14 +58,20 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
                     row[name] = {"seconds": time.perf_counter() - started, "llm_calls": system.llm.calls - calls,
                                  "prompt_chars": system.llm.prompt_chars - chars, "answer": answer.text[:120]}
                 row["ratio"] = row["SecGPT"]["seconds"] / row["VanillaGPT"]["seconds"]
+                row["strict_ratio"] = row["SecGPT-strict"]["seconds"] / row["SecGPT"]["seconds"]
                 rows.append(row)
     ratios = [r["ratio"] for r in rows]
+    strict = [r["strict_ratio"] for r in rows]
     return {
         "latency_ms": round(latency_s * 1000),
         "queries": rows,
         "e2e_ratio_p50": round(percentile(ratios, 0.5), 3),
         "e2e_ratio_p75": round(percentile(ratios, 0.75), 3),
         "e2e_ratio_max": round(max(ratios), 3),
-        "llm_calls": {s: round(statistics.mean(r[s]["llm_calls"] for r in rows), 2) for s in ("SecGPT", "VanillaGPT")},
-        "prompt_chars": {s: round(statistics.mean(r[s]["prompt_chars"] for r in rows)) for s in ("SecGPT", "VanillaGPT")},
+        "strict_vs_faithful_p50": round(percentile(strict, 0.5), 3),
+        "strict_vs_faithful_total": round(sum(r["SecGPT-strict"]["seconds"] for r in rows)
+                                          / sum(r["SecGPT"]["seconds"] for r in rows), 3),
+        "strict_vs_faithful_max": round(max(strict), 3),
+        "llm_calls": {s: round(statistics.mean(r[s]["llm_calls"] for r in rows), 2) for s in SYSTEMS},
+        "prompt_chars": {s: round(statistics.mean(r[s]["prompt_chars"] for r in rows)) for s in SYSTEMS},
     }

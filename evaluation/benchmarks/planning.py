@@ -58,6 +58,9 @@ def run(counts: tuple[int, ...]) -> dict:
             started = time.perf_counter()
             plan = Planner(llm).plan(QUERY, retriever.candidates(QUERY))
             elapsed = (time.perf_counter() - started) * 1000
+            strict = _InstantPlanner()
+            Planner(strict, signatures_only=True).plan(QUERY, retriever.candidates(QUERY))
             out[str(count)] = {"planner_prompt_chars": llm.prompt_chars, "planning_ms": round(elapsed, 2),
+                               "strict_planner_prompt_chars": strict.prompt_chars,
                                "planned": [s.name for s in plan.steps]}
     return out

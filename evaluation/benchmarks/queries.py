@@ -84,6 +84,9 @@ SCRIPT = {"rules": [
      "then": {"tool_calls": [{"name": "convert_units", "args": _convert((80, "kg", "lb"))}]}},
     {"name": "search", "when": {"tools_include": ["search_gmail"], "query_contains": "invoice", "not_called": ["search_gmail"]},
      "then": {"tool_calls": [{"name": "search_gmail", "args": {"query": "invoice"}}]}},
+    # strict mode: the hub asks the quarantined LLM for the value a step takes from an earlier result
+    {"name": "extract: the whole result", "when": {"system_contains": "You extract one value"},
+     "then": {"content": "{query}"}},
     {"name": "chat", "when": {}, "then": {"content": "Here you are: a short, friendly answer."}},
 ]}
 
