@@ -128,10 +128,11 @@ class SpokeBroker:
         return self.exchange(handle, outgoing, timeout)
 
     def query(self, handle: SpokeHandle, query: str, plan: list[PlanStep], expected: list[str],
-              timeout: float | None = None, results: list[DoneCall] | None = None) -> Outcome:
+              timeout: float | None = None, results: list[DoneCall] | None = None,
+              tools: bool = True) -> Outcome:
         """Have the spoke's agent handle a user query (or, given ``results``, phrase them)."""
         outgoing = QueryRequest(id=next(self._ids), query=query, plan=plan, expected=expected,
-                                results=results or [])
+                                results=results or [], tools=tools)
         return self.exchange(handle, outgoing, timeout)
 
     def exchange(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest,

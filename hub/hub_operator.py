@@ -54,6 +54,9 @@ from hub.plan_runner import run_plan
 from hub.policy import ROUTING, VANILLA, Allow, Decision, Deny, FaithfulPolicy, Policy, QueryContext, SpokeState
 
 Emit = Callable[[str, str], None]
+# LLM replies in a row whose every call of the spoke's own app was refused, before the last one is
+# handed to the spoke as it is (without those calls).
+MAX_REFUSED_TURNS = 4
 
 
 @dataclass
@@ -214,25 +217,38 @@ class HubOperator:
         except LLMError as exc:
             self.failed(exc)  # whatever the spoke answers after this, the LLM failed
             return ErrorMessage(id=request.id, code="llm_error", message=str(exc))
-        return LLMResponse(id=request.id, message=self._check_own_calls(handle, reply))
+        messages = list(request.messages)
+        for _ in range(MAX_REFUSED_TURNS):
+            checked, refused = self._check_own_calls(handle, reply)
+            if not refused or checked.tool_calls:
+                return LLMResponse(id=request.id, message=checked)
+            # Every call refused: the LLM is told, as a spoke's tool loop would tell it, and goes on.
+            messages += [reply, *(ChatMessage(role="tool", content=_refusal(c.name), tool_call_id=c.id)
+                                  for c in refused)]
+            try:
+                reply = self.llm.complete(messages, request.tools, purpose=handle.app.name)
+            except LLMError as exc:
+                self.failed(exc)
+                return ErrorMessage(id=request.id, code="llm_error", message=str(exc))
+        return LLMResponse(id=request.id, message=self._check_own_calls(handle, reply)[0])
 
-    def _check_own_calls(self, handle: SpokeHandle, reply: ChatMessage) -> ChatMessage:
+    def _check_own_calls(self, handle: SpokeHandle, reply: ChatMessage) -> tuple[ChatMessage, list]:
         """Each call the reply asks of the spoke's own app is put to the policy here, by the hub,
         before the spoke sees it (``Policy.own_call``); a refused call is taken out of the reply,
-        and the reply says so. (Calls of other apps come back as requests and are checked then.)"""
+        and the reply says so. (Calls of other apps come back as requests and are checked then.)
+        Returns the reply as the spoke may see it, and the calls refused."""
         app = handle.app.name
         own = [c for c in reply.tool_calls if self.importer.owner.get(c.name) == app]
         if not own:
-            return reply
+            return reply, []
         state = self.states[app]
         refused = [c for c in own if not self._decide(state, self.policy.own_call(self.ctx, state, c.name,
                                                                                     dict(c.args)))]
         if not refused:
-            return reply
-        names = ", ".join(dict.fromkeys(c.name for c in refused))
-        note = f"(SecGPT did not run {names}: the call is not in the plan for the user's request, and was not allowed.)"
+            return reply, []
+        note = " ".join(_refusal(name) for name in dict.fromkeys(c.name for c in refused))
         return reply.model_copy(update={"tool_calls": [c for c in reply.tool_calls if c not in refused],
-                                        "content": f"{reply.content}\n{note}".strip()})
+                                        "content": f"{reply.content}\n({note})".strip()}), refused
 
     def _serve_memory(self, handle: SpokeHandle, request: MemoryRequest) -> Message:
         ns = self.namespace(handle)
@@ -341,6 +357,10 @@ class HubOperator:
                                                reason=f"the user did not allow sharing {f.app}'s answer")
         state.received.append((f.app, json.dumps(outcome.response, ensure_ascii=False)))
         return AppResponse(id=request.id, functionality=f.name, response=outcome.response)
+
+
+def _refusal(name: str) -> str:
+    return f"SecGPT did not run {name}: the call is not in the plan for the user's request, and was not allowed."
 
 
 def _chat_items(value) -> list[dict] | None:

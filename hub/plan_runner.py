@@ -42,6 +42,7 @@ class _Run:
     results: dict[int, object] = field(default_factory=dict)      # step (0-based) -> its response
     done: dict[str, list[DoneCall]] = field(default_factory=dict)  # app -> its calls, in order
     notes: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)                # annotation apps that answer themselves
 
 
 def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list[str]) -> "Execution":
@@ -81,8 +82,8 @@ def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list
         _run_step(op, run, state, i, step)
     texts = []
     for app in apps:
-        if app in run.done:
-            texts.append((app, _phrase(op, app, query, run.done[app])))
+        if app in run.done or app in run.answers:
+            texts.append((app, _phrase(op, app, query, run.done.get(app, []))))
     if not texts:
         text = "I could not run any step of the plan."
     elif len(texts) == 1:
@@ -98,6 +99,10 @@ def _run_step(op: "HubOperator", run: _Run, state: SpokeState, i: int, step: Pla
     app = f.app
     if step.name not in state.approved:
         run.notes.append(f"I did not run step {i + 1} ({step.name}): it was not allowed.")
+        return
+    if _annotation_app(op, app):
+        run.answers.append(app)  # no code to call: its own spoke's LLM answers, with no tools
+        state.used.add(i)
         return
     request, why = _resolve(op, run, i, step, f.request_schema)
     if request is None:
@@ -173,6 +178,11 @@ def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, sc
     return (found.value, "") if found.ok else (None, found.error)
 
 
+def _annotation_app(op: "HubOperator", app: str) -> bool:
+    installed = op.importer.apps.get(app)
+    return installed is not None and not installed.manifest.module
+
+
 def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
@@ -184,7 +194,7 @@ def _phrase(op: "HubOperator", app: str, query: str, done: list[DoneCall]) -> st
     except SecGPTError as exc:
         return f"(could not be told: {exc})"
     op.states[app].begin()
-    outcome = op.broker.query(handle, query, [], [], results=done)
+    outcome = op.broker.query(handle, query, [], [], results=done, tools=False)
     if isinstance(outcome, FinalResponse):
         return outcome.text
     detail = getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type

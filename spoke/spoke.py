@@ -132,10 +132,11 @@ def _answer_query(message: QueryRequest, profile: SpokeProfile, functionalities:
         stored = hub.request(MemoryRequest(id=hub.next_id(), op="load", kind="history"))
         value = getattr(stored, "value", None)
         history = history_to_langchain(value if isinstance(value, list) else [])
-        if message.results:
+        if message.results or not message.tools:
             # Strict mode: the hub ran this app's planned steps; its LLM only phrases the results
             # for the user, with no tool to call (the hub would refuse any call anyway).
-            system = prompts.phrase_system(profile.app, profile.description, profile.annotation)
+            system = (prompts.phrase_system(profile.app, profile.description, profile.annotation) if message.results
+                      else prompts.spoke_system(profile.app, profile.description, profile.annotation, []))
             done = [(c.name, c.input if isinstance(c.input, dict) else {}, c.result) for c in message.results]
             run = run_agent(HubChatModel(operator=hub), system, history, message.query, [], done=done)
             hub.request(MemoryRequest(id=hub.next_id(), op="save", kind="history", value=[

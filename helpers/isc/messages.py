@@ -80,7 +80,8 @@ class QueryRequest(_Msg):
     """Handle a user query with the spoke's agent (hub->spoke). ``plan`` holds the steps the
     planner assigned to this spoke; ``expected`` the functionalities the plan foresees.
     ``results`` (strict mode): the hub ran the app's planned steps itself; the spoke only
-    phrases these results for the user, with no tools."""
+    phrases these results for the user, with no tools (``tools`` False: no tools either, for an
+    app whose only functionality is its own LLM, an annotation app)."""
 
     type: Literal["query_request"] = "query_request"
     id: RequestId
@@ -88,6 +89,7 @@ class QueryRequest(_Msg):
     plan: list[PlanStep] = Field(default_factory=list, max_length=64)
     expected: list[Name] = Field(default_factory=list, max_length=256)
     results: list[DoneCall] = Field(default_factory=list, max_length=64)
+    tools: bool = True  # False (strict mode): answer with no tools at all
 
 
 class FinalResponse(_Msg):
