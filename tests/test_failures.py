@@ -236,7 +236,7 @@ def test_errored_case_study_is_reported_as_error(launcher, data_dir, failing_llm
     assert verdict.attack_succeeded is None  # not "no": the run broke before anything was decided
     assert json.loads(verdict.as_json())["error"]["kind"] == "llm_error"
     assert attack_cell(verdict) == "error (llm_error)"
-    shown = table([dataclasses.replace(verdict, case=n) for n in NAMES for _ in range(3)])
+    shown = table([dataclasses.replace(verdict, case=n) for n in NAMES for _ in COLUMNS])
     rows = [line for line in shown.splitlines() if line[:1].isdigit()]
     assert len(rows) == len(NAMES) and all(" no " not in row and "error (llm_error)" in row for row in rows)
     assert "Errors (counted apart" in shown and "llm_error" in shown
