@@ -138,7 +138,8 @@ def main(system: str, argv: list[str] | None = None) -> int:
                 stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 (RESULTS / "case_studies.json").write_text(json.dumps(
                     {"generated": stamp, "llm": llm,
-                     "columns": [dict(zip(("heading", "system", "isolation", "consent"), c)) for c in COLUMNS],
+                     "columns": [{"heading": h, "system": sy, "isolation": iso if sy == "SecGPT" else "n/a",
+                                  "consent": consent} for h, sy, iso, consent in COLUMNS],
                      "verdicts": [json.loads(v.as_json()) for v in verdicts]}, indent=2))
                 if args.json:
                     for v in verdicts:
