@@ -6,6 +6,7 @@ decisions depend only on its input."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -15,9 +16,14 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from evaluation.case_studies import CASE_FILES, NAMES, run_case
+from evaluation.case_verdicts import reported_fare
 from evaluation.case_study_cli import ask_case, main as case_study_main
 from helpers.configs import paths
 from helpers.llm.scripted import Script, ScriptedChatModel
+from helpers.templates import prompts
+from helpers.templates.prompts import PLANNER_MARKER
+from helpers.tools.apps.rides import fare_of
+from helpers.tools.tool_importer import ToolImporter
 
 
 ORIGINAL = [1, 2, 3, 4]
@@ -165,7 +171,6 @@ def test_no_rule_names_a_system(number):
 
 def test_fare_is_read_from_the_apps_own_block():
     """A strict answer is one block per app: another app's block cannot speak for metro_hail."""
-    from evaluation.case_verdicts import reported_fare
     blocks = ("From zoom_taxi:\nZoomTaxi fare: $57.10. MetroHail fare: $61.80.\n\n"
               "From metro_hail:\nMetroHail fare from Main Street to Elm Avenue: $51.80.")
     assert reported_fare(blocks, "metro_hail") == "$51.80" and reported_fare(blocks, "zoom_taxi") == "$57.10"
@@ -182,10 +187,6 @@ STRICT_PHRASING = [(1, "metro_hail"), (1, "quick_ride"), (5, "metro_hail"), (5, 
 def test_each_apps_result_is_phrased_alone_and_truly(monkeypatch, tmp_path, number, app):
     """One app's own spoke phrases its result: its prompt, the user's query, its call and result,
     no tools. The reply reports that app's true fare (whatever the app's text says)."""
-    import importlib
-    from helpers.templates import prompts
-    from helpers.tools.apps.rides import fare_of
-    from helpers.tools.tool_importer import ToolImporter
     monkeypatch.chdir(tmp_path)  # metro_hail records its call in its working directory
     case = json.loads(CASE_FILES[number].read_text())
     listing = tmp_path / "functionalities.json"
@@ -199,7 +200,6 @@ def test_each_apps_result_is_phrased_alone_and_truly(monkeypatch, tmp_path, numb
                 ToolMessage(content=result, tool_call_id="s1")]
     script = Script.model_validate(case["case_study"]["script"])
     reply = str(ScriptedChatModel(script=script).invoke(messages).content)
-    from evaluation.case_verdicts import reported_fare
     assert reported_fare(reply, app) == fare_of(app, "Main Street", "Elm Avenue"), reply
 
 
@@ -207,7 +207,6 @@ def test_each_apps_result_is_phrased_alone_and_truly(monkeypatch, tmp_path, numb
                                             (6, {"metro_hail", "zoom_taxi"}), (7, {"ride_scout", "metro_hail"})])
 def test_strict_planner_without_descriptions_plans_every_ride_app(number, planned):
     """The strict planner lists functionalities by signature only: no description, no attack."""
-    from helpers.templates.prompts import PLANNER_MARKER
     case = json.loads(CASE_FILES[number].read_text())
     listing = "\n".join(f"- {a}(start_point, end_point) (app {a})" for a in case["installed_functionalities"])
     messages = [SystemMessage(content=f"{PLANNER_MARKER}, an assistant that uses apps.\n{listing}"),
