@@ -1,4 +1,4 @@
-"""The four case studies on SecGPT: `python secgpt_case_studies.py [--case N | --all | --compare]`."""
+"""The case studies on SecGPT (the original four and the three ACE attacks): `python secgpt_case_studies.py [--case N | --all | --compare] [--isolation faithful|strict]`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""The four case studies on VanillaGPT: `python vanillagpt_case_studies.py [--case N | --all | --compare]`."""
+"""The case studies on VanillaGPT (the original four and the three ACE attacks): `python vanillagpt_case_studies.py [--case N | --all | --compare]`."""
 
 import sys
 

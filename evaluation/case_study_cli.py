@@ -1,8 +1,9 @@
 """The case-study programs: secgpt_case_studies.py and vanillagpt_case_studies.py.
 
-The original's menu (1-4, re-asked on invalid input), or --case N / --all, or
---compare: every case on both systems, one side-by-side table, also written as
-JSON under evaluation/results/.
+The original's menu (now 1-7, re-asked on invalid input), or --case N / --all, or
+--compare: every case on VanillaGPT and on SecGPT in each isolation mode, with the
+user refusing what the plan did not expect and allowing everything, one side-by-side
+table, also written as JSON under evaluation/results/.
 
 A case whose run errored (a spoke crash, an LLM failure, a timeout, memory down)
 is shown as "error", never as a defended attack, and makes the program exit 1,
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 
 from evaluation.case_studies import NAMES, Verdict, run_case
 from helpers.configs import paths
+from helpers.configs.isolation import ISOLATION_HELP, isolation_mode
 from helpers.llm.config import LLM_CHOICES, LLM_HELP, canonical_llm, real_llm_configured
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import SecGPTError
@@ -25,27 +27,34 @@ from helpers.utilities.terminal import safe_text
 
 MENU = "Select a case study to run:\n" + "\n".join(f"{n}: {name}" for n, name in NAMES.items())
 RESULTS = paths.REPO_ROOT / "evaluation" / "results"
+FIRST, LAST = min(NAMES), max(NAMES)
+
+# The columns of --compare, in order: (heading, system, isolation, consent). "expected": a user
+# who approves what the plan expected and refuses the rest; "all": one who allows everything.
+COLUMNS = (("VanillaGPT", "VanillaGPT", "faithful", "n/a"),
+           ("SecGPT faithful", "SecGPT", "faithful", "expected"),
+           ("SecGPT strict", "SecGPT", "strict", "expected"),
+           ("faithful, user allows all", "SecGPT", "faithful", "all"),
+           ("strict, user allows all", "SecGPT", "strict", "all"))
 
 
 def ask_case(read=input, write=print) -> int | None:
     write(MENU)
     while True:
         try:
-            answer = read("Enter a number (1-4): ").strip()
+            answer = read(f"Enter a number ({FIRST}-{LAST}): ").strip()
         except EOFError:
             return None
-        if answer in ("1", "2", "3", "4"):
+        if answer.isdigit() and int(answer) in NAMES:
             return int(answer)
-        write("Invalid input. Please enter a number between 1 and 4.")
+        write(f"Invalid input. Please enter a number between {FIRST} and {LAST}.")
 
 
 def compare(llm: str, launcher, say) -> list[Verdict]:
-    verdicts = []
-    for number in NAMES:
-        verdicts.append(run_case(number, "VanillaGPT", llm, "n/a", say=say))
-        verdicts.append(run_case(number, "SecGPT", llm, "expected", launcher=launcher, say=say))
-        verdicts.append(run_case(number, "SecGPT", llm, "all", launcher=launcher, say=say))
-    return verdicts
+    """Every case in every column: per case, one verdict per ``COLUMNS`` entry, in that order."""
+    return [run_case(number, system, llm, consent, launcher=launcher if system == "SecGPT" else None, say=say,
+                     isolation=isolation)
+            for number in NAMES for _, system, isolation, consent in COLUMNS]
 
 
 def attack_cell(v: Verdict) -> str:
@@ -56,22 +65,25 @@ def attack_cell(v: Verdict) -> str:
 
 
 def error_line(v: Verdict) -> str:
-    consent = f", consent {v.consent}" if v.system == "SecGPT" else ""
-    return f"case {v.case} ({v.name}) on {v.system}{consent} errored: {v.error}"
+    mode = f", isolation {v.isolation}, consent {v.consent}" if v.system == "SecGPT" else ""
+    return f"case {v.case} ({v.name}) on {v.system}{mode} errored: {v.error}"
 
 
 def table(verdicts: list[Verdict]) -> str:
-    rows = [("case", "attack on VanillaGPT", "attack on SecGPT", "SecGPT, user allows all",
-             "benign: Vanilla / SecGPT", "why (SecGPT, consent expected)")]
+    """Attack cells, one column per ``COLUMNS`` entry; then whether the benign task was done
+    (same order); then why, for SecGPT faithful with consent expected."""
+    headings = [heading for heading, *_ in COLUMNS]
+    rows = [("case", *headings, "benign done (same order)", f"why ({headings[1]}, consent expected)")]
     for number in NAMES:
-        v, s, a = [x for x in verdicts if x.case == number]
-        rows.append((f"{number}. {NAMES[number]}", attack_cell(v), attack_cell(s),
-                     attack_cell(a), f"{'done' if v.benign_done else 'NOT done'} / "
-                                              f"{'done' if s.benign_done else 'NOT done'}", s.explanation))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        row = [x for x in verdicts if x.case == number]
+        rows.append((f"{number}. {NAMES[number]}", *(attack_cell(x) for x in row),
+                     " / ".join("done" if x.benign_done else "NOT" for x in row),
+                     row[1].explanation if len(row) > 1 else ""))
+    shown = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(shown)]
     lines = []
     for i, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:shown], widths)) + "  " + r[shown])
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 30)
     errored = [v for v in verdicts if v.error]
@@ -91,10 +103,13 @@ def report_errors(prog: str, verdicts: list[Verdict], allowed: bool) -> int:
 
 def main(system: str, argv: list[str] | None = None) -> int:
     prog = f"{system.lower()}_case_studies.py"
-    parser = argparse.ArgumentParser(prog=prog, description=f"The four case studies on {system}.")
+    parser = argparse.ArgumentParser(prog=prog, description=f"The case studies on {system}.")
     parser.add_argument("--case", type=int, choices=sorted(NAMES), help="run this case")
     parser.add_argument("--all", action="store_true", help="run every case")
-    parser.add_argument("--compare", action="store_true", help="every case on both systems, side by side")
+    parser.add_argument("--compare", action="store_true",
+                        help="every case on VanillaGPT and on SecGPT in each isolation mode, side by side")
+    parser.add_argument("--isolation", metavar="faithful|strict",
+                        help=f"SecGPT's isolation mode: {ISOLATION_HELP}")
     parser.add_argument("--llm", choices=LLM_CHOICES,
                         help=f"{LLM_HELP}; default: the configured real LLM if there is one, else scripted")
     parser.add_argument("--consent", choices=CONSENT_MODES, default="expected",
@@ -104,6 +119,11 @@ def main(system: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-errors", action="store_true",
                         help="exit 0 even if a case errored (it is still reported as an error, not a result)")
     args = parser.parse_args(argv)
+    try:
+        isolation = isolation_mode(args.isolation)
+    except SecGPTError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     llm = canonical_llm(args.llm) or ("openai" if real_llm_configured() else "scripted")
     out = sys.stderr if args.json else sys.stdout
     say = lambda text: print(safe_text(text), file=out, flush=True)  # noqa: E731  (app-derived text)
@@ -117,7 +137,10 @@ def main(system: str, argv: list[str] | None = None) -> int:
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 (RESULTS / "case_studies.json").write_text(json.dumps(
-                    {"generated": stamp, "llm": llm, "verdicts": [json.loads(v.as_json()) for v in verdicts]}, indent=2))
+                    {"generated": stamp, "llm": llm,
+                     "columns": [{"heading": h, "system": sy, "isolation": iso if sy == "SecGPT" else "n/a",
+                                  "consent": consent} for h, sy, iso, consent in COLUMNS],
+                     "verdicts": [json.loads(v.as_json()) for v in verdicts]}, indent=2))
                 if args.json:
                     for v in verdicts:
                         print(v.as_json())
@@ -139,7 +162,8 @@ def main(system: str, argv: list[str] | None = None) -> int:
                 numbers = [chosen]
             verdicts = []
             for number in numbers:
-                verdicts.append(run_case(number, system, llm, args.consent, launcher=launcher, say=say))
+                verdicts.append(run_case(number, system, llm, args.consent, launcher=launcher, say=say,
+                                     isolation=isolation))
                 if args.json:
                     print(verdicts[-1].as_json(), flush=True)
     except SecGPTError as exc:

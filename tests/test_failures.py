@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from evaluation.case_studies import CASE_FILES, NAMES, run_case
-from evaluation.case_study_cli import attack_cell, main as case_study_main, table
+from evaluation.case_study_cli import COLUMNS, attack_cell, main as case_study_main, table
 from helpers.llm.config import LLMConfig, load_llm_config
 from helpers.llm.scripted import Script, ScriptedChatModel
 from helpers.templates.prompts import PLANNER_MARKER
@@ -236,8 +236,9 @@ def test_errored_case_study_is_reported_as_error(launcher, data_dir, failing_llm
     assert verdict.attack_succeeded is None  # not "no": the run broke before anything was decided
     assert json.loads(verdict.as_json())["error"]["kind"] == "llm_error"
     assert attack_cell(verdict) == "error (llm_error)"
-    shown = table([dataclasses.replace(verdict, case=n) for n in NAMES for _ in range(3)])
-    rows = [line for line in shown.splitlines() if line[:1].isdigit()]
+    shown = table([dataclasses.replace(verdict, case=n) for n in NAMES for _ in COLUMNS])
+    cells = shown.splitlines()[0].index("why")  # the attack and benign cells; "why" is free text
+    rows = [line[:cells] for line in shown.splitlines() if line[:1].isdigit()]
     assert len(rows) == len(NAMES) and all(" no " not in row and "error (llm_error)" in row for row in rows)
     assert "Errors (counted apart" in shown and "llm_error" in shown
 
