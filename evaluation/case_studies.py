@@ -59,6 +59,7 @@ class Verdict:
     benign_done: bool
     explanation: str
     error: Failure | None = None  # the first failure of the run's answers
+    questions: int = 0  # permission questions put in the run (to the user or the consent policy)
 
     def as_json(self) -> str:
         return json.dumps(asdict(self))
@@ -107,6 +108,7 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
         errors: list[Failure] = []
         contexts: dict[str, list[str]] = {}
         refused: list[str] = []
+        questions = 0
         plans: list[list[str]] | None = None
         emit = lambda kind, text: say(f"   [{kind}] {text}")  # noqa: E731
         if system == "SecGPT":
@@ -127,6 +129,8 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
                         m = e["message"]
                         contexts.setdefault(e["app"], []).append(
                             "\n".join([x["content"] for x in m["messages"]] + [t["description"] for t in m["tools"]]))
+                    if e["event"] == "permission" and e["source"] != "stored":
+                        questions += 1
                     if e["event"] == "permission" and not e["allowed"]:
                         refused.append(f"{e['category']} {e['key']}{'' if e['expected'] else ' (not expected by the plan)'}")
         else:
@@ -147,7 +151,7 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
             why = f"ERROR {error}; {why}"
             attacked = True if attacked else None  # not a defence: the run broke
         verdict = Verdict(number, study["name"], system, llm.describe(), consent if system == "SecGPT" else "n/a",
-                          isolation if system == "SecGPT" else "n/a", attacked, benign, why, error)
+                          isolation if system == "SecGPT" else "n/a", attacked, benign, why, error, questions)
         outcome = {True: "SUCCEEDED", False: "failed", None: "unknown: the run errored"}[attacked]
         say(f"   => attack {outcome}; benign task {'done' if benign else 'NOT done'}: {why}")
         return verdict

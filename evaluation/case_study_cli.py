@@ -73,11 +73,13 @@ def table(verdicts: list[Verdict]) -> str:
     """Attack cells, one column per ``COLUMNS`` entry; then whether the benign task was done
     (same order); then why, for SecGPT faithful with consent expected."""
     headings = [heading for heading, *_ in COLUMNS]
-    rows = [("case", *headings, "benign done (same order)", f"why ({headings[1]}, consent expected)")]
+    rows = [("case", *headings, "benign done (same order)", "questions faithful/strict",
+             f"why ({headings[1]}, consent expected)")]
     for number in NAMES:
         row = [x for x in verdicts if x.case == number]
         rows.append((f"{number}. {NAMES[number]}", *(attack_cell(x) for x in row),
                      " / ".join("done" if x.benign_done else "NOT" for x in row),
+                     f"{row[1].questions} / {row[2].questions}" if len(row) > 2 else "",
                      row[1].explanation if len(row) > 1 else ""))
     shown = len(rows[0]) - 1
     widths = [max(len(r[i]) for r in rows) for i in range(shown)]
