@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from helpers.isc.channel import ChannelClosed, ChannelTimeout, Violation
@@ -134,6 +135,18 @@ class SpokeBroker:
         outgoing = QueryRequest(id=next(self._ids), query=query, plan=plan, expected=expected,
                                 results=results or [], tools=tools)
         return self.exchange(handle, outgoing, timeout)
+
+    @contextmanager
+    def one_query(self) -> Iterator[None]:
+        """Several top-level exchanges that make one user query (strict mode: the hub's calls of
+        each planned step, then each app's phrasing): one budget per app for all of them."""
+        if self._depth == 0:
+            self.budgets.new_query()
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
 
     def exchange(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest,
                  timeout: float | None = None) -> Outcome:

@@ -113,7 +113,8 @@ class HubOperator:
         if not known:
             return self._run(VANILLA, query, [], dropped)
         if self.policy.name == "strict":  # the hub runs the plan itself (hub.plan_runner)
-            return run_plan(self, query, known, dropped)
+            with self.broker.one_query():
+                return run_plan(self, query, known, dropped)
         groups = group_steps(known)
         if len(groups) > 1 and len({self.importer.owner[s.name] for s in known}) > 1:
             self.emit("route", f"{len(groups)} independent groups: the routing spoke handles the query")

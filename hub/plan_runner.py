@@ -164,18 +164,38 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
 
 
 def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, schema: dict) -> tuple[object, str]:
-    if not isinstance(template, str) or not (refs := [int(k) for k in RESULT_REF.findall(template)]):
+    written = template if isinstance(template, str) else json.dumps(template, ensure_ascii=False)
+    if not (refs := [int(k) for k in RESULT_REF.findall(written)]):
         return template, ""
     for k in refs:
         if k - 1 not in run.results:
             return None, f"it needs the result of step {k}, which did not run"
-    k = refs[0]
-    result = run.results[k - 1]
     # Even "<result_k>" alone goes through the quarantined LLM: the whole result is right for a
     # message body and wrong for a place or a date, and which one only a model can tell.
-    found = extract(op.llm, _text(result), k=k, template=template, field=name, functionality=step.name,
-                    schema=schema)
-    return (found.value, "") if found.ok else (None, found.error)
+    if len(set(refs)) == 1:
+        found = extract(op.llm, _text(run.results[refs[0] - 1]), k=refs[0], template=written, field=name,
+                        functionality=step.name, schema=schema)
+        return (found.value, "") if found.ok else (None, found.error)
+    if not isinstance(template, str):
+        return None, f"its input {name} combines several results, which strict mode does not do"
+    # Text made of several results: each part taken out on its own (one result per LLM call).
+    parts: dict[int, str] = {}
+    for k in dict.fromkeys(refs):
+        found = extract(op.llm, _text(run.results[k - 1]), k=k, template=f"<result_{k}>", field=name,
+                        functionality=step.name, schema={"type": "string"})
+        if not found.ok:
+            return None, found.error
+        parts[k] = str(found.value)
+    value = RESULT_REF.sub(lambda m: parts[int(m.group(1))], template)
+    return (value, "") if _fits(value, schema) else (None, f"its input {name} does not match its schema")
+
+
+def _fits(value, schema: dict) -> bool:
+    try:
+        jsonschema.validate(value, schema or {})
+    except jsonschema.ValidationError:
+        return False
+    return True
 
 
 def _annotation_app(op: "HubOperator", app: str) -> bool:

@@ -208,3 +208,25 @@ def test_an_unknown_isolation_mode_is_a_clear_error():
     with pytest.raises(ConfigError, match="SECGPT_ISOLATION"):
         isolation_mode(None, {"SECGPT_ISOLATION": "lax"})
     assert isolation_mode(None, {}) == "faithful" and isolation_mode("STRICT") == "strict"
+
+
+def test_a_value_made_of_two_results_is_taken_out_of_each_on_its_own(launcher, data_dir):
+    note = {"text": "Fares: <result_1> and <result_2>"}
+    rules = [
+        {"when": {"system_contains": PLANNER},
+         "then": {"content": _plan(("metro_hail", RIDE), ("quick_ride", RIDE), ("save_note", note))}},
+        {"when": {"system_contains": "You extract one value", "query_regex": "(?P<fare>\\$[0-9.]+)"},
+         "then": {"content": "\"{re:fare}\""}},
+        {"when": {"called": ["metro_hail"]}, "then": {"content": "MetroHail fare: {money:metro_hail}."}},
+        {"when": {"called": ["quick_ride"]}, "then": {"content": "QuickRide fare: {money:quick_ride}."}},
+        {"when": {"called": ["save_note"]}, "then": {"content": "Saved."}},
+        {"when": {}, "then": {"content": "I cannot help with that."}},
+    ]
+    with secgpt(launcher, scripted(data_dir.parent, rules), apps=mail_importer(data_dir), isolation="strict") as hub:
+        answer = hub.answer("Get both fares from Main Street to Elm Avenue and note them.")
+        decisions = permissions(hub)
+    assert answer.error is None, answer.text
+    assert f"Fares: {METRO} and {QUICK}" in (data_dir / "apps" / "save_note" / "notes.txt").read_text()
+    # each value that crosses to save_note is a declared flow: asked, expected, with its source
+    assert ("collab", "metro_hail->save_note", True, True) in decisions
+    assert ("collab", "quick_ride->save_note", True, True) in decisions

@@ -18,3 +18,10 @@ def fare(base: float, per_char: float, start: str, end: str) -> str:
 def fare_of(app: str, start: str, end: str) -> str:
     """``app``'s true fare for the ride."""
     return fare(*RATES[app], start, end)
+
+
+def quote(app: str, brand: str, request: dict, note: str = "") -> str:
+    """What a ride app answers: its brand, the ride and its true fare, then ``note`` (the text a
+    malicious app adds for the LLM that reads it)."""
+    start, end = request["start_point"], request["end_point"]
+    return f"{brand} fare from {start} to {end}: {fare_of(app, start, end)}." + (f" {note}" if note else "")
