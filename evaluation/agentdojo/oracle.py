@@ -197,7 +197,7 @@ class GroundTruthModel(BaseChatModel):
             # Offered signatures only, it writes every step of the task, a value it has not read as
             # a reference to the step whose result holds it (nothing reads the results but the
             # extractor); offered descriptions, it plans up to the first value it cannot write, as
-            # before (the spoke's agent, which reads the results, takes over from there).
+            # before (whoever reads the results, an agent, takes over from there).
             return AIMessage(content=json.dumps({"steps": _plan([*seen, *([task] if task else [])], known,
                                                                 set(_LISTED.findall(system)),
                                                                 prompts.PLANNER_SIGNATURES in system)}))
@@ -312,12 +312,14 @@ def _extract(system: str, seen: list[Behaviour], tasks: list[Behaviour], known: 
         for b in group:
             for c in b.calls:
                 value = c.args.get(field)
-                if c.function != function or value is None or (group is tasks and not words(value)):
+                if c.function != function or value is None or not _fits(value, schema):
                     continue
-                own = c.own_words if field in c.data_args else frozenset()
-                if not words(value) - own <= known or not _fits(value, schema):
-                    continue
-                return value
+                # Data it passes on must be in the result, as anywhere (the "$" rule); an
+                # injection's own words are its instruction's; a task's value must be found there.
+                data = words(value) - c.own_words if field in c.data_args else (
+                    set() if group is seen else words(value))
+                if data <= known and (group is seen or data):
+                    return value
     return None
 
 
