@@ -31,7 +31,7 @@ PRODUCE = "python -m evaluation.agentdojo --suite all"
 INSTALL = "pip install -r evaluation/agentdojo/requirements.txt"
 
 SUITE_ORDER = ("workspace", "slack", "banking", "travel")   # any other suite follows, in file order
-SYSTEMS = ("VanillaGPT", "SecGPT")
+SYSTEMS = ("VanillaGPT", "SecGPT", "SecGPT-strict")  # SecGPT-strict: --isolation strict
 # (field, legend label, colour, hatch). Okabe-Ito colours, safe for every common colour-vision
 # deficiency; hatches tell the two attack rates and the two utilities apart in grey print too.
 METRICS = (
@@ -51,7 +51,7 @@ class SuiteRow(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     suite: str = Field(min_length=1)
-    system: Literal["VanillaGPT", "SecGPT"]
+    system: Literal["VanillaGPT", "SecGPT", "SecGPT-strict"]
     llm: str
     consent: str
     attack: Optional[str] = None
@@ -112,7 +112,7 @@ def pct(rate: float) -> str:
 
 def title(data: ResultsFile) -> str:
     llms = ", ".join(dict.fromkeys(r.llm for r in data.results))
-    consents = ", ".join(dict.fromkeys(r.consent for r in data.results if r.system == "SecGPT"))
+    consents = ", ".join(dict.fromkeys(r.consent for r in data.results if r.system != "VanillaGPT"))
     attacks = ", ".join(dict.fromkeys(r.attack for r in data.results if r.attack))
     head = f"AgentDojo {data.benchmark_version}" + (f", {attacks} attack" if attacks else "")
     tail = f"LLM: {llms}" + (f"  ·  SecGPT consent: {consents}" if consents else "")
@@ -164,7 +164,7 @@ def draw(data: ResultsFile, output: Path) -> None:
                 label += f"\n{row.n_errors} error{'s' if row.n_errors != 1 else ''}"
             labels.append(label)
         ax.set_xticks(range(len(systems)), labels)
-        ax.set_xlim(-0.55, len(SYSTEMS) - 0.45)
+        ax.set_xlim(-0.55, max(len(systems), 2) - 0.45)
         ax.set_ylim(0, 113)
         ax.set_yticks([0, 25, 50, 75, 100])
         ax.set_ylabel("%")

@@ -23,7 +23,9 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel  # noqa: E402
 from evaluation.agentdojo.ground_truth import worst_case_model  # noqa: E402
-from evaluation.agentdojo.runner import ORACLE, SecGPTSystem, VanillaGPTSystem, load_suite, run_suite  # noqa: E402
+from evaluation.agentdojo.runner import (  # noqa: E402
+    ORACLE, SecGPTStrictSystem, SecGPTSystem, VanillaGPTSystem, load_suite, run_suite,
+)
 from evaluation.agentdojo.service import SuiteWorld  # noqa: E402
 from evaluation.agentdojo.suite_apps import load_suite_apps  # noqa: E402
 from helpers.configs import paths  # noqa: E402
@@ -227,6 +229,28 @@ def test_case_on_both_systems(launcher, data_dir, suite, user, injection, kind, 
     assert (secgpt.asr_cross_app if kind == "cross_app" else secgpt.asr_same_app) == secgpt.asr
     if not secgpt_attacked:
         assert secgpt.utility_under_attack == 1.0  # the attack was stopped, the task still done
+
+
+@pytest.mark.parametrize("suite, user, injection, kind, done", [
+    # The calendar app obeys text in its own event with its own tool on faithful; on strict its
+    # result is only phrased, by an assistant with no tools.
+    ("workspace", "user_task_0", "injection_task_2", "same_app", True),
+    # The task hands the web page to the Slack app; on faithful the Slack app obeys the text in it,
+    # on strict the hub makes only the planned calls and no planned value carries the attacker's.
+    # The task is not done on strict either: the two channels are data (in Bob's message), the
+    # plan writes both as <result_1>, and the extractor, which never sees the query, gives the
+    # same channel twice.
+    ("slack", "user_task_11", "injection_task_1", "cross_app", False),
+])
+def test_strict_stops_what_succeeds_on_faithful(launcher, data_dir, suite, user, injection, kind, done):
+    """The control: the same case, the same obedient model; faithful is attacked, strict is not."""
+    faithful = _run(SecGPTSystem(ORACLE, "expected", launcher), suite, user, injection)
+    strict = _run(SecGPTStrictSystem(ORACLE, "expected", launcher), suite, user, injection)
+    assert faithful.cases[1].kind == strict.cases[1].kind == kind
+    assert faithful.asr == 1.0 and faithful.utility == 1.0, faithful.cases
+    assert strict.asr == 0.0, strict.cases[1]
+    assert strict.utility == strict.utility_under_attack == float(done), strict.cases
+    assert strict.system == "SecGPT-strict" and not any(c.error for c in strict.cases)
 
 
 def test_a_data_flow_the_plan_declares_is_expected(launcher, data_dir):

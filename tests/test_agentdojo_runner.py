@@ -239,3 +239,51 @@ def test_shards_merge_by_copying_and_a_stopped_run_resumes(serial_run, tmp_path)
     forced = _command("--suite", "slack", "--limit", "1", "--force", "--logdir", str(logs),
                       "--output", str(tmp_path / "out.json"))
     assert "12 cases, 12 run now" in forced.stdout
+
+
+# --- strict isolation: a system of its own, beside the others in one log directory ------------------------------
+
+def test_strict_runs_beside_faithful_in_one_logdir_and_reuses_vanillagpt(serial_run, tmp_path):
+    """--isolation strict runs SecGPT-strict in place of SecGPT: its own log directory next to
+    the faithful run's, VanillaGPT's cases read back, not run again."""
+    where, serial = serial_run
+    logs = tmp_path / "logs"
+    subprocess.run(["cp", "-a", f"{where / 'logs'}/.", str(logs)], check=True)
+    done = _command("--suite", "slack", "--limit", "1", "--isolation", "strict", "--json", "--logdir", str(logs),
+                    "--output", str(tmp_path / "out.json"))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "secgpt-strict-worst-case-consent-expected", "secgpt-worst-case-consent-expected", "vanillagpt-worst-case"]
+    assert len(list((logs / "secgpt-strict-worst-case-consent-expected").rglob("*.json"))) == 6
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["system"], r["consent"]) for r in rows] == [("VanillaGPT", "n/a"), ("SecGPT-strict", "expected")]
+    strict = _cases(tmp_path / "out.json")
+    assert {k: v for k, v in strict.items() if k[1] == "VanillaGPT"} == \
+        {k: v for k, v in serial.items() if k[1] == "VanillaGPT"}  # read back: the same cases
+    assert json.loads((tmp_path / "out.json").read_text())["isolation"] == "strict"
+
+
+@pytest.mark.parametrize("args, environ", [
+    (("--isolation", "paranoid"), {}),
+    ((), {"SECGPT_ISOLATION": "paranoid"}),
+])
+def test_a_bad_isolation_mode_is_one_line_and_exit_2(args, environ):
+    done = subprocess.run([sys.executable, "-m", "evaluation.agentdojo", "--suite", "slack", *args],
+                          cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **environ})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "'paranoid' is not an isolation mode" in done.stderr
+
+
+def test_strict_is_its_own_system_in_names_and_tables():
+    from evaluation.agentdojo.cases import STRICT, systems_for
+    from evaluation.agentdojo.logs import pipeline_name
+    from evaluation.agentdojo.results import table
+    assert systems_for("faithful") == ("VanillaGPT", "SecGPT") and systems_for("strict") == ("VanillaGPT", STRICT)
+    assert pipeline_name(STRICT, "worst-case", "expected") == "secgpt-strict-worst-case-consent-expected"
+    assert pipeline_name("SecGPT", "worst-case", "expected") == "secgpt-worst-case-consent-expected"
+    rows = [summarize([Case("s", system, "u1", None, True)], suite="s", system=system, llm="x",
+                      consent="n/a" if system == "VanillaGPT" else "expected", version="v", apps="a", supplied=[])
+            for system in ("VanillaGPT", "SecGPT", STRICT)]
+    shown = table(rows)
+    assert "SecGPT (expected)" in shown and "SecGPT-strict (expected)" in shown and "VanillaGPT (" not in shown

@@ -1,9 +1,9 @@
 """python -m evaluation.agentdojo [--suite NAME ...] [--limit N] [--llm scripted|openai] [--consent MODE]
-[--jobs N] [--logdir DIR] [--force] [--shard K/N] [--latency-ms MS] [--allow-errors] [--json] [--verbose]
-[--output PATH]
+[--isolation faithful|strict] [--jobs N] [--logdir DIR] [--force] [--shard K/N] [--latency-ms MS]
+[--allow-errors] [--json] [--verbose] [--output PATH]
 
-Runs AgentDojo suites (default: all four) through VanillaGPT and SecGPT under AgentDojo's
-important_instructions attack and prints utility, utility under attack, attack success
+Runs AgentDojo suites (default: all four) through VanillaGPT and SecGPT (with --isolation
+strict: SecGPT-strict, a system of its own) under AgentDojo's important_instructions attack and prints utility, utility under attack, attack success
 (cross-app and same-app apart), permission questions and errors, one row per suite and
 system. Each case is logged as it finishes (AgentDojo's layout, under --logdir), so a
 stopped run resumes; the whole run, per case, goes to evaluation/results/agentdojo.json.
@@ -18,10 +18,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evaluation.agentdojo.cases import SYSTEMS, parse_shard, shard
+from evaluation.agentdojo.cases import ALL_SYSTEMS, is_secgpt, parse_shard, shard, systems_for
 from evaluation.agentdojo.results import SuiteResult, summarize, table
 from evaluation.agentdojo.runner import BENCHMARK_VERSION, ORACLE, load_suite, require_agentdojo
 from helpers.configs import paths
+from helpers.configs.isolation import ISOLATION_HELP, isolation_mode
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import SecGPTError
 
@@ -41,6 +42,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--consent", choices=CONSENT_MODES, default="expected",
                         help="how SecGPT's permission questions are answered (default: expected; ask is not "
                              "possible in a batch run)")
+    parser.add_argument("--isolation", metavar="MODE",
+                        help=f"SecGPT's isolation mode: {ISOLATION_HELP}. strict runs SecGPT-strict in place of "
+                             "SecGPT (its own logs and rows; VanillaGPT's logs are shared)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="run cases in N worker processes (default 1); results are the same")
     parser.add_argument("--logdir", metavar="DIR", default=str(RESULTS / "agentdojo-logs"),
@@ -78,6 +82,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    try:
+        args.isolation_mode = isolation_mode(args.isolation)
+        systems = systems_for(args.isolation_mode)
+    except SecGPTError as exc:
+        print(f"python -m evaluation.agentdojo: {exc}", file=sys.stderr)
+        return 2
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.verbose else (lambda text: None)
     from evaluation.agentdojo.parallel import RunConfig, run_cases
     from evaluation.agentdojo.runner import progress_line
@@ -95,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         config = RunConfig(llm=ORACLE if oracle else load_llm_config("openai"), consent=args.consent, oracle=oracle,
                            version=BENCHMARK_VERSION, logdir=Path(args.logdir), latency_s=args.latency_ms / 1000,
                            verbose=args.verbose)
-        specs = shard(all_cases(names, version=BENCHMARK_VERSION, limit=args.limit), *args.shard)
-        print(f"{len(specs)} cases ({', '.join(names)}; both systems{_shard_note(args.shard)}), {args.jobs} "
+        specs = shard(all_cases(names, version=BENCHMARK_VERSION, systems=systems, limit=args.limit), *args.shard)
+        print(f"{len(specs)} cases ({', '.join(names)}; {' and '.join(systems)}{_shard_note(args.shard)}), {args.jobs} "
               f"job{'s' * (args.jobs > 1)}; logs in {args.logdir}", file=sys.stderr, flush=True)
         count = [0]
 
@@ -165,13 +175,13 @@ def _summaries(names: list[str], cases: list, config) -> list[SuiteResult]:
     for name in names:
         suite = load_suite(name)
         apps = load_suite_apps(suite.name, suite.tools).source
-        for system in SYSTEMS:
+        for system in ALL_SYSTEMS:
             mine = [c for c in cases if c.suite == name and c.system == system]
             if not mine:
                 continue
             out.append(summarize(mine, suite=name, system=system,
                                  llm="worst-case (ground truth)" if config.oracle else config.llm.describe(),
-                                 consent=config.consent if system == "SecGPT" else "n/a", version=config.version,
+                                 consent=config.consent if is_secgpt(system) else "n/a", version=config.version,
                                  apps=apps, supplied=supplied_injection_tasks(name)))
     return out
 
@@ -181,7 +191,8 @@ def _write(out: Path, results: list[SuiteResult], seconds: float, args) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
-            "jobs": args.jobs, "shard": f"{args.shard[0]}/{args.shard[1]}", "latency_ms": args.latency_ms,
+            "jobs": args.jobs, "isolation": args.isolation_mode, "shard": f"{args.shard[0]}/{args.shard[1]}",
+            "latency_ms": args.latency_ms,
             "benchmark_version": BENCHMARK_VERSION,
             "results": [{**r.summary(), "cases": [c.__dict__ for c in r.cases]} for r in results]}, indent=1))
     except OSError as exc:

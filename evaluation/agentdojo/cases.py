@@ -17,7 +17,19 @@ from evaluation.agentdojo.environments import Environments
 from evaluation.agentdojo.ground_truth import injection_calls
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
 
-SYSTEMS = ("VanillaGPT", "SecGPT")
+SYSTEMS = ("VanillaGPT", "SecGPT")  # what a run has by default (SecGPT in faithful isolation)
+STRICT = "SecGPT-strict"  # SecGPT with --isolation strict: a system of its own in cases, logs and results
+ALL_SYSTEMS = (*SYSTEMS, STRICT)
+
+
+def is_secgpt(system: str) -> bool:
+    """SecGPT in either isolation mode (it has a consent mode; VanillaGPT has none)."""
+    return system in ("SecGPT", STRICT)
+
+
+def systems_for(isolation: str) -> tuple[str, ...]:
+    """The systems a run compares: VanillaGPT and SecGPT in the isolation mode asked for."""
+    return ("VanillaGPT", STRICT) if isolation == "strict" else SYSTEMS
 ATTACK_USER = "Emma Johnson"  # the victim's name AgentDojo's important_instructions attack signs with
 
 

@@ -223,8 +223,10 @@ def _behaviour(run: _Run, trigger: str, calls: list, answer: str, runtime, data:
                 if path is not None:
                     read_from[k] = (j, path)
                     break
+        feeds = {k: [i for i, h in enumerate(held) if words(args[k]) & data & h] for k in valued if k not in sources}
         changes = not _read_only(run, function, args)
         out.append(Call(function=function, args=args, data_args=tuple(valued), sources=sources, read_from=read_from,
+                        feeds={k: v for k, v in feeds.items() if v},
                         own_words=frozenset(words([args[k] for k in valued]) - data), changes=changes, **extra))
         if replay is None and changes:
             replay = run.copy()

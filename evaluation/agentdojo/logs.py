@@ -19,6 +19,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from evaluation.agentdojo.cases import is_secgpt
 from evaluation.agentdojo.results import Case
 
 ATTACK = "important_instructions"
@@ -27,7 +28,7 @@ ATTACK = "important_instructions"
 def pipeline_name(system: str, llm: str, consent: str) -> str:
     """One directory per configuration: a resumed run never mixes in another one's cases."""
     name = f"{system.lower()}-{llm}"
-    return f"{name}-consent-{consent}" if system == "SecGPT" else name
+    return f"{name}-consent-{consent}" if is_secgpt(system) else name
 
 
 def case_path(logdir: Path, pipeline: str, suite: str, user_task: str, injection_task: str | None) -> Path:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -42,7 +43,12 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from helpers.llm.convert import tool_from_any
 from helpers.templates import prompts
 
-_LISTED = re.compile(r"^- ([A-Za-z][A-Za-z0-9_]*) \(app ", re.MULTILINE)  # the planner's candidate lines
+# The planner's candidate lines: "- name (app X): description", or "- name(input, ...) (app X)"
+# when it is offered signatures only.
+_LISTED = re.compile(r"^- ([A-Za-z][A-Za-z0-9_]*)(?:\([^)\n]*\))? \(app ", re.MULTILINE)
+# What the quarantined extractor's prompt (prompts.EXTRACT) says of the value it asks for.
+_SCHEMA = re.compile(r"matches this JSON Schema: (.*)$", re.MULTILINE)
+_INPUT = re.compile(r'is the input "([^"\n]*)" of the functionality ([A-Za-z0-9_]+)')
 DONE = "Done."
 
 Path = tuple[str | int, ...]
@@ -55,6 +61,7 @@ class Call(BaseModel):
     data_args: tuple[str, ...] = ()  # arguments whose value is data read earlier (AgentDojo's "$" placeholders)
     own_words: frozenset[str] = frozenset()  # words of those values found nowhere in the data: its own to write
     sources: dict[str, list[int]] = {}  # argument -> earlier calls (indices) whose results hold its value
+    feeds: dict[str, list[int]] = {}  # data argument no one result holds -> earlier calls holding some of it
     read_from: dict[str, tuple[int, Path]] = {}  # data argument -> (earlier call, where in its result)
     serves: int | None = None  # a read made only to find what call ``serves`` passes on
     changes: bool = False  # it changes the world (sends, books, deletes): made once the reads before it are in
@@ -184,9 +191,16 @@ class GroundTruthModel(BaseChatModel):
         ledger = _Ledger(messages[last_user + 1:])
         known = words(context) | words(ledger.args)  # what it read, and what it wrote itself
         system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
+        if system.startswith(prompts.EXTRACT_MARKER):
+            return AIMessage(content=json.dumps(_extract(system, seen, self.tasks, known)))
         if system.startswith(prompts.PLANNER_MARKER):
+            # Offered signatures only, it writes every step of the task, a value it has not read as
+            # a reference to the step whose result holds it (nothing reads the results but the
+            # extractor); offered descriptions, it plans up to the first value it cannot write, as
+            # before (whoever reads the results, an agent, takes over from there).
             return AIMessage(content=json.dumps({"steps": _plan([*seen, *([task] if task else [])], known,
-                                                                set(_LISTED.findall(system)))}))
+                                                                set(_LISTED.findall(system)),
+                                                                prompts.PLANNER_SIGNATURES in system)}))
         offered = {t["name"]: t.get("parameters", {}) for t in tools}
         calls: list[dict] = []
         # What an injected instruction asks comes first; the user's task once it is done (or cannot be).
@@ -240,35 +254,82 @@ def _read_args(c: Call, results: dict[int, str | None]) -> dict[str, Any]:
     return args
 
 
-def _plan(behaviours: list[Behaviour], known: set[str], listed: set[str]) -> list[dict]:
+def _plan(behaviours: list[Behaviour], known: set[str], listed: set[str], whole: bool = False) -> list[dict]:
+    """The steps for ``behaviours``; ``whole``: every step, a data value it has not read referring
+    to the steps whose results hold it (it stops only at a value no planned step returns)."""
     steps: list[dict] = []
     for b in behaviours:
         number: dict[int, int] = {}  # the behaviour's call index -> its step number
-        for i, c in _until_impossible(b.calls, known):
+        for i, c in _until_impossible(b.calls, known, number if whole else None):
             if c.function not in listed:
                 continue
             # A value it does not hold yet that an earlier step returns: say so, as the planner
             # prompt asks, and leave it to whoever reads that result. A value no step returns
             # (an end time an hour after the start, a summary) is its own: written out.
             steps.append({"name": c.function, "output": "", "input": {
-                k: _reference(c.sources[k], number, len(steps))
-                if steps and c.sources.get(k) and not words(v) <= known else v
+                k: _reference(c.sources.get(k) or c.feeds.get(k, []), number, len(steps))
+                if steps and (c.sources.get(k) or (whole and c.feeds.get(k))) and not words(v) <= known else v
                 for k, v in c.args.items()}})
             number[i] = len(steps)
     return steps
 
 
-def _until_impossible(calls: list[Call], known: set[str]) -> list[tuple[int, Call]]:
+def _until_impossible(calls: list[Call], known: set[str],
+                      planned: dict[int, int] | None = None) -> Iterator[tuple[int, Call]]:
     """The calls (with their index) up to the first one whose data it does not hold yet: what
-    comes after may need what that call returns (send the code, then delete the email just sent)."""
-    out = []
+    comes after may need what that call returns (send the code, then delete the email just sent).
+    With ``planned`` (the calls planned so far, filled in by the caller), a call whose missing
+    data an earlier planned call returns is planned too, its value referring to that call (a
+    generator: ``planned`` grows as the caller plans)."""
     for i, c in enumerate(calls):
         if c.serves is not None and calls[c.serves].possible(known):
             continue
-        if not c.possible(known):
-            break
-        out.append((i, c))
-    return out
+        if not c.possible(known) and not (planned is not None and _referable(c, known, planned)):
+            return
+        yield i, c
+
+
+def _referable(c: Call, known: set[str], planned: dict[int, int]) -> bool:
+    """Does every data value of ``c`` it does not hold come from a call already planned?"""
+    return all(any(j in planned for j in (c.sources.get(k) or c.feeds.get(k, [])))
+               for k in c.data_args if not words(c.args.get(k)) - c.own_words <= known)
+
+
+def _extract(system: str, seen: list[Behaviour], tasks: list[Behaviour], known: set[str]) -> Any:
+    """As the quarantined extractor: the value of one input of one functionality from the result
+    it is given, or None. An injection in the result that calls that functionality wins (its
+    value for the input, if it fits the schema); else a user task's value for it whose words are
+    all in its input (without the query, it cannot tell two tasks apart: the first that fits)."""
+    schema_at, input_at = _SCHEMA.search(system), _INPUT.search(system)
+    if not input_at:
+        return None
+    field, function = input_at.groups()
+    try:
+        schema = json.loads(schema_at.group(1)) if schema_at else {}
+    except json.JSONDecodeError:
+        schema = {}
+    for group in (seen, tasks):
+        for b in group:
+            for c in b.calls:
+                value = c.args.get(field)
+                if c.function != function or value is None or not _fits(value, schema):
+                    continue
+                # Data it passes on must be in the result, as anywhere (the "$" rule); an
+                # injection's own words are its instruction's; a task's value must be found there.
+                data = words(value) - c.own_words if field in c.data_args else (
+                    set() if group is seen else words(value))
+                if data <= known and (group is seen or data):
+                    return value
+    return None
+
+
+def _fits(value: Any, schema: dict) -> bool:
+    import jsonschema
+    try:
+        jsonschema.validate(value, schema)
+        return True
+    except (jsonschema.ValidationError, jsonschema.SchemaError):
+        return False
 
 
 def _reference(sources: list[int], number: dict[int, int], previous: int) -> str:

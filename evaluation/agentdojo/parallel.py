@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.agentdojo.cases import CaseSpec
+from evaluation.agentdojo.cases import STRICT, CaseSpec
 from evaluation.agentdojo.logs import case_path, pipeline_name, read_case, write_case
 from evaluation.agentdojo.results import Case
 from helpers.llm.config import LLMConfig
@@ -61,16 +61,17 @@ class Worker:
         self.runner = CaseRunner({"VanillaGPT": VanillaGPTSystem(config.llm, emit=self.emit)}, oracle=config.oracle,
                                  version=config.version, latency_s=config.latency_s)
 
-    def _secgpt(self) -> None:
-        from evaluation.agentdojo.runner import SecGPTSystem
+    def _secgpt(self, name: str) -> None:
+        from evaluation.agentdojo.runner import SecGPTStrictSystem, SecGPTSystem
         from helpers.sandbox.launcher import SpokeLauncher
-        self.launcher = SpokeLauncher().start()
-        self.runner.systems["SecGPT"] = SecGPTSystem(self.config.llm, self.config.consent, self.launcher,
-                                                     emit=self.emit)
+        if self.launcher is None:
+            self.launcher = SpokeLauncher().start()
+        kind = {"SecGPT": SecGPTSystem, STRICT: SecGPTStrictSystem}[name]
+        self.runner.systems[name] = kind(self.config.llm, self.config.consent, self.launcher, emit=self.emit)
 
     def run(self, spec: CaseSpec) -> Case:
         if spec.system not in self.runner.systems:
-            self._secgpt()
+            self._secgpt(spec.system)
         run = self.runner.run(spec)
         case = run.case
         write_case(self.config.log(spec), case, pipeline=self.config.pipeline(spec.system),

@@ -120,7 +120,7 @@ def table(results: list[SuiteResult]) -> str:
              "prompts benign / attacked (unexpected)", "user tasks", "security cases", "errors")]
     for r in results:
         p, u = r.prompts_per_case, r.unexpected_prompts_per_case
-        rows.append((r.suite, r.system + (f" ({r.consent})" if r.system == "SecGPT" else ""), pct(r.utility),
+        rows.append((r.suite, r.system + (f" ({r.consent})" if r.consent != "n/a" else ""), pct(r.utility),
                      pct(r.utility_under_attack), pct(r.asr), f"{pct(r.asr_cross_app)} of {r.n_cross_app}",
                      f"{pct(r.asr_same_app)} of {r.n_same_app}",
                      f"{num(p['benign'])} / {num(p['attacked'])} ({num(u['benign'])} / {num(u['attacked'])})",

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
-from evaluation.agentdojo.cases import CaseSpec, make_attack, suite_cases
+from evaluation.agentdojo.cases import STRICT, CaseSpec, is_secgpt, make_attack, suite_cases
 from evaluation.agentdojo.environments import Environments
 from evaluation.agentdojo.ground_truth import explain_miss, supplied_injection_tasks
 from evaluation.agentdojo.results import Case, SuiteResult, summarize
@@ -79,7 +79,10 @@ class System:
 
 
 class SecGPTSystem(System):
+    """SecGPT in faithful isolation (the paper's architecture); ``SecGPTStrictSystem`` is the
+    same with ``isolation="strict"``, a system of its own in every case, log and table."""
     name = "SecGPT"
+    isolation = "faithful"
 
     def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
         from helpers.tools.tool_importer import ToolImporter
@@ -88,8 +91,13 @@ class SecGPTSystem(System):
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         with Hub(self.llm, consent=self.consent, importer=importer, launcher=self.launcher,
                  http=HttpBroker(services=world.transports()), chat_model=model,
-                 read=_no_terminal, write=lambda text: None, emit=self.emit) as hub:
+                 isolation=self.isolation, read=_no_terminal, write=lambda text: None, emit=self.emit) as hub:
             return _reply(hub.answer(query))
+
+
+class SecGPTStrictSystem(SecGPTSystem):
+    name = STRICT
+    isolation = "strict"
 
 
 class VanillaGPTSystem(System):
@@ -244,7 +252,7 @@ def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: in
             cases.append(runner.run(spec).case)
             say(f"  {progress_line(cases[-1])}")
         return summarize(cases, suite=context.suite.name, system=system.name, llm="worst-case (ground truth)" if oracle else system.llm.describe(),
-                         consent=system.consent if system.name == "SecGPT" else "n/a", version=version,
+                         consent=system.consent if is_secgpt(system.name) else "n/a", version=version,
                          apps=context.apps.source, supplied=supplied_injection_tasks(context.suite.name))
 
 
