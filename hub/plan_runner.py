@@ -144,8 +144,7 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
     target = op.importer.owner[step.name]
     request: dict = {}
     for name, template in planned.items():
-        value, why = _value(op, run, step, name, template, properties.get(name, {}) if isinstance(
-            properties, dict) else {})
+        value, why = _value(op, run, step, name, template, _field_schema(schema, name))
         if why:
             return None, why
         request[name] = value
@@ -172,10 +171,16 @@ def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, sc
             return None, f"it needs the result of step {k}, which did not run"
     # Even "<result_k>" alone goes through the quarantined LLM: the whole result is right for a
     # message body and wrong for a place or a date, and which one only a model can tell.
-    if len(set(refs)) == 1:
-        found = extract(op.llm, _text(run.results[refs[0] - 1]), k=refs[0], template=written, field=name,
-                        functionality=step.name, schema=schema)
-        return (found.value, "") if found.ok else (None, found.error)
+    if len(set(refs)) == 1 or RESULT_REF.sub("", written).strip(' "') == "":
+        # One result, or a value that is in one of several ("<result_1> <result_2>"): taken out of
+        # each in turn, one result per call; the first value found is the one.
+        found = None
+        for k in dict.fromkeys(refs):
+            found = extract(op.llm, _text(run.results[k - 1]), k=k, template=written, field=name,
+                            functionality=step.name, schema=schema)
+            if found.ok:
+                return found.value, ""
+        return None, found.error
     if not isinstance(template, str):
         return None, f"its input {name} combines several results, which strict mode does not do"
     # Text made of several results: each part taken out on its own (one result per LLM call).
@@ -188,6 +193,16 @@ def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, sc
         parts[k] = str(found.value)
     value = RESULT_REF.sub(lambda m: parts[int(m.group(1))], template)
     return (value, "") if _fits(value, schema) else (None, f"its input {name} does not match its schema")
+
+
+def _field_schema(schema: dict, name: str) -> dict:
+    """The JSON Schema of input ``name``, with the definitions its ``$ref``s point to."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    field = properties.get(name) if isinstance(properties, dict) else None
+    if not isinstance(field, dict):
+        return {}
+    shared = {k: schema[k] for k in ("$defs", "definitions") if k in schema and k not in field}
+    return {**field, **shared}
 
 
 def _fits(value, schema: dict) -> bool:
