@@ -25,7 +25,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from helpers.isc.channel import ChannelClosed, ChannelTimeout, Violation
 from helpers.isc.framing import FrameTooLarge

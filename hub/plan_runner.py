@@ -4,9 +4,9 @@ Runs in: hub.
 
 No LLM that can cause a call reads an app's output here. The steps run in plan order,
 each in its app's spoke as a plain functionality call (no agent): its input is the
-plan's, with every ``<result_k>`` resolved by the hub, either the whole result of step k
-(when it fits the input's schema as it is) or one value taken out of it by the
-quarantined LLM (``hub.quarantine``). A value that crosses from one app to another is a
+plan's, with every ``<result_k>`` resolved by the hub: the value is taken out of step k's
+result by the quarantined LLM (``hub.quarantine``: no tools, that result only, the
+input's JSON Schema), even when it is the whole result. A value that crosses from one app to another is a
 declared flow (the plan says so): the user is asked (collab, expected) with the value and
 the app it comes from. Then each app's spoke phrases that app's results, with no tools,
 and the hub assembles the reply with one block per app: no LLM context holds two apps'
@@ -140,7 +140,6 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
     """The step's input with every ``<result_k>`` replaced by a value the hub took from step k's
     result; (None, why) when a value is missing or a flow to another app was refused."""
     planned = step.input if isinstance(step.input, dict) else {}
-    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
     target = op.importer.owner[step.name]
     request: dict = {}
     for name, template in planned.items():
