@@ -54,6 +54,12 @@ MAX_REQUESTS_PER_CALL = 256
 Outcome = AppResponse | FinalResponse | NoFunctionalityResponse | FunctionalityDenialResponse | ErrorMessage
 
 
+def describe(outcome: Outcome) -> str:
+    """Why a spoke's answer is not the one asked for, in a few words (its message, its reason, or
+    at least its kind)."""
+    return getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
+
+
 @dataclass
 class SpokeHandle:
     app: AppSpec

@@ -45,7 +45,7 @@ from helpers.sandbox.app_spec import AppSpec
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable, SecGPTError
 from helpers.utilities.failures import Failure, failure_of
-from hub.broker import SpokeBroker, SpokeHandle
+from hub.broker import SpokeBroker, SpokeHandle, describe
 from hub.destinations import known_keys
 from hub.effects import SideEffects
 from hub.llm_broker import LLMBroker
@@ -128,14 +128,24 @@ class HubOperator:
         return run
 
     def _approve_plan(self, app: str, steps: list[PlanStep]) -> tuple[list[PlanStep] | None, list[str]]:
-        """Exec permission for ``app`` to handle the query, its dialog listing every planned step
-        with its inputs (``Policy.review_plan``). None when nothing of ``app``'s may run."""
+        """Exec permission for ``app`` to handle the query (``ask_plan``): the steps it may run,
+        renumbered, or None when nothing of ``app``'s may run."""
+        left_out, notes = self.ask_plan(app, steps)
+        if left_out is None:
+            return None, []
+        kept = [i for i in range(len(steps)) if i not in left_out]
+        return renumber([steps[i] for i in kept], kept), notes
+
+    def ask_plan(self, app: str, steps: list[PlanStep]) -> tuple[list[int] | None, list[str]]:
+        """The plan review for ``app`` (``Policy.review_plan``): one question listing every planned
+        step with its inputs, then one per step of ``app``'s naming a destination the user never
+        gave. The steps left out (None: nothing of ``app``'s may run), and what the user is told."""
         review = self.policy.review_plan(self.ctx, app, steps)
-        first = review.first is None or self.permissions.check(review.first.request).allowed
-        if not first:
+        if review.first is not None and not self.permissions.check(review.first.request).allowed:
             return None, []
         left_out = [i for i, ask in review.each if not self.permissions.check(ask.request).allowed]
-        return self.policy.plan_outcome(review, first, left_out)
+        kept, notes = self.policy.plan_outcome(review, True, left_out)
+        return (None, []) if kept is None else (left_out, notes)
 
     def _user_destinations(self, query: str) -> frozenset[str]:
         """Destinations the user gave: in this request, or among the details the hub remembers
@@ -147,10 +157,13 @@ class HubOperator:
             entities = {}  # fewer known destinations: more questions, never fewer
         return known_keys([query, *(str(v) for v in entities.values())])
 
-    def _guard_plan_data(self, target: str, steps: list[PlanStep]) -> list[PlanStep]:
-        """Details the user told earlier, in a plan's inputs, pass a data permission; refused,
-        they are withheld from the plan (``Policy.remembered_in_plan``)."""
-        entities = self.memory.entities("hub") if steps else {}
+    def guard_plan_data(self, target: str, steps: list[PlanStep],
+                        entities: dict[str, str] | None = None) -> list[PlanStep]:
+        """Details the user told earlier (``entities``: read here unless given), in a plan's
+        inputs, pass a data permission; refused, they are withheld from the plan
+        (``Policy.remembered_in_plan``)."""
+        if entities is None:
+            entities = self.memory.entities("hub") if steps else {}
         found = self.policy.remembered_in_plan(self.ctx, target, steps, entities)
         if found is None or self.permissions.check(found.ask.request).allowed:
             return steps
@@ -159,7 +172,7 @@ class HubOperator:
     def _run(self, name: str, query: str, steps: list[PlanStep], dropped: list[str]) -> Execution:
         if name != VANILLA:
             try:
-                steps = self._guard_plan_data(name, steps)
+                steps = self.guard_plan_data(name, steps)
             except MemoryUnavailable as exc:
                 self.failed(exc)
                 return Execution(f"Sorry, {exc}.", name, dropped=dropped)
@@ -172,8 +185,7 @@ class HubOperator:
         outcome = self.broker.query(handle, query, steps, sorted(state.expected))
         if isinstance(outcome, FinalResponse):
             return Execution(outcome.text, name, dropped=dropped)
-        reason = getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
-        return Execution(f"Sorry, I could not complete this: {reason}", name, dropped=dropped)
+        return Execution(f"Sorry, I could not complete this: {describe(outcome)}", name, dropped=dropped)
 
     def _spoke(self, name: str) -> SpokeHandle:
         handle = self.spokes.get(name)
@@ -346,8 +358,7 @@ class HubOperator:
         self.emit("call", f"{caller} -> {f.app}.{f.name}")
         outcome = self.broker.call(target, f.name, dict(request.request))
         if not isinstance(outcome, AppResponse):
-            detail = getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
-            return ErrorMessage(id=request.id, code="app_error", message=f"{f.name} failed: {detail}")
+            return ErrorMessage(id=request.id, code="app_error", message=f"{f.name} failed: {describe(outcome)}")
         try:
             jsonschema.validate(outcome.response, f.response_schema)
         except jsonschema.ValidationError as exc:

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 import jsonschema
 
 from helpers.isc.messages import AppResponse, DoneCall, FinalResponse, PlanStep
-from helpers.permission.prompt import PermissionRequest, shown
-from helpers.permission.store import pair_key
+from helpers.permission.prompt import shown
 from helpers.utilities.errors import MemoryUnavailable, SecGPTError
 from hub.plan import RESULT_REF, renumber
-from hub.policy import ROUTING, SpokeState
+from hub.broker import describe
+from hub.policy import ROUTING
 from hub.quarantine import extract
 
 if TYPE_CHECKING:
@@ -49,37 +49,29 @@ def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list
     from hub.hub_operator import Execution
     owner = op.importer.owner
     apps = list(dict.fromkeys(owner[s.name] for s in steps))
-    state = SpokeState(ROUTING)  # the hub, coordinating; no LLM
-    state.begin(steps)
     notes: list[str] = []
     left_out: list[int] = []
     approved: set[str] = set()
     for app in apps:  # one question per app, listing the whole plan; each unknown destination apart
-        review = op.policy.review_plan(op.ctx, app, steps)
-        if review.first is not None and not op.permissions.check(review.first.request).allowed:
+        out, told = op.ask_plan(app, steps)
+        if out is None:
             return Execution(None, app, refused=app, dropped=dropped)
-        out = [i for i, ask in review.each if not op.permissions.check(ask.request).allowed]
-        if review.first is None and out and len(out) == len(review.each):
-            return Execution(None, app, refused=app, dropped=dropped)
-        notes += op.policy.plan_outcome(review, True, out)[1]
+        notes += told
         left_out += out
         approved |= {s.name for i, s in enumerate(steps) if owner[s.name] == app and i not in out}
     kept = [i for i in range(len(steps)) if i not in left_out]
     steps = renumber([steps[i] for i in kept], kept)
-    state.begin(steps)
-    state.approved.update(dict.fromkeys(approved, True))
-    for app in apps:
-        try:
-            mine = [s for s in steps if owner[s.name] == app]
-            guarded = op._guard_plan_data(app, mine)
-        except MemoryUnavailable as exc:
-            op.failed(exc)
-            return Execution(f"Sorry, {exc}.", ROUTING, dropped=dropped)
-        it = iter(guarded)
-        steps = [next(it) if owner[s.name] == app else s for s in steps]
+    try:
+        entities = op.memory.entities("hub")  # read once, for every app's steps
+        for app in apps:
+            it = iter(op.guard_plan_data(app, [s for s in steps if owner[s.name] == app], entities))
+            steps = [next(it) if owner[s.name] == app else s for s in steps]
+    except MemoryUnavailable as exc:
+        op.failed(exc)
+        return Execution(f"Sorry, {exc}.", ROUTING, dropped=dropped)
     run = _Run(steps, notes=notes)
     for i, step in enumerate(steps):
-        _run_step(op, run, state, i, step)
+        _run_step(op, run, approved, i, step)
     texts = []
     for app in apps:
         if app in run.done or app in run.answers:
@@ -94,15 +86,14 @@ def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list
     return Execution(text, route, dropped=dropped, notes=run.notes)
 
 
-def _run_step(op: "HubOperator", run: _Run, state: SpokeState, i: int, step: PlanStep) -> None:
+def _run_step(op: "HubOperator", run: _Run, approved: set[str], i: int, step: PlanStep) -> None:
     f = op.importer.functionality(step.name)
     app = f.app
-    if step.name not in state.approved:
+    if step.name not in approved:
         run.notes.append(f"I did not run step {i + 1} ({step.name}): it was not allowed.")
         return
     if _annotation_app(op, app):
         run.answers.append(app)  # no code to call: its own spoke's LLM answers, with no tools
-        state.used.add(i)
         return
     request, why = _resolve(op, run, i, step, f.request_schema)
     if request is None:
@@ -120,12 +111,10 @@ def _run_step(op: "HubOperator", run: _Run, state: SpokeState, i: int, step: Pla
         run.notes.append(f"I did not run step {i + 1} ({step.name}): {exc}.")
         return
     op.states[app].begin()  # a plain call: nothing is expected of the app's own requests
-    state.used.add(i)
     op.emit("call", f"hub -> {app}.{step.name} (step {i + 1} of the plan)")
     outcome = op.broker.call(target, step.name, request)
     if not isinstance(outcome, AppResponse):
-        detail = getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
-        run.notes.append(f"Step {i + 1} ({step.name}) failed: {detail}.")
+        run.notes.append(f"Step {i + 1} ({step.name}) failed: {describe(outcome)}.")
         return
     try:
         jsonschema.validate(outcome.response, f.response_schema)
@@ -152,11 +141,8 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
             source = op.importer.owner[run.steps[k - 1].name]
             if source == target:
                 continue
-            decision = op.permissions.check(PermissionRequest(
-                op.user, pair_key(source, target), "collab",
-                f"{source}'s result (step {k}) goes to {step.name} as {name}: {shown(request[name])}",
-                expected=True, functionalities=(step.name,)))
-            if not decision.allowed:
+            ask = op.policy.declared_flow(op.ctx, source, target, step.name, name, k, request[name])
+            if not op.permissions.check(ask.request).allowed:
                 return None, f"you did not allow passing {source}'s result to {target}"
     return request, ""
 
@@ -231,6 +217,5 @@ def _phrase(op: "HubOperator", app: str, query: str, done: list[DoneCall]) -> st
     outcome = op.broker.query(handle, query, [], [], results=done, tools=False)
     if isinstance(outcome, FinalResponse):
         return outcome.text
-    detail = getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
-    return f"(could not be told: {detail}); the results were: " + "; ".join(shown(c.result, 200) for c in done)
+    return f"(could not be told: {describe(outcome)}); the results were: " + "; ".join(shown(c.result, 200) for c in done)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from helpers.isc.messages import PlanStep
 from helpers.permission.prompt import PermissionRequest, shown
+from helpers.permission.store import pair_key
 from hub.destinations import Destination
 from hub.plan import planned_step
 from hub.policy import ALLOW, Ask, Decision, FaithfulPolicy, QueryContext, SpokeState
@@ -34,6 +35,16 @@ class StrictPolicy(FaithfulPolicy):
             expected=False, functionalities=(functionality,),
             warning=f"SecGPT already ran every step the plan has for {state.app}; this call is not in the plan "
                     "(an instruction in data the LLM read may have asked for it)"))
+
+    def declared_flow(self, ctx: QueryContext, source: str, target: str, functionality: str, field: str,
+                      k: int, value) -> Ask:
+        """A value the plan takes from ``source``'s result (step ``k``) for ``target``'s input
+        ``field``: the plan declares the flow, so it is expected; the question shows the value and
+        the app it comes from (it may be whatever that app's data says)."""
+        return Ask(PermissionRequest(
+            ctx.user, pair_key(source, target), "collab",
+            f"{source}'s result (step {k}) goes to {functionality} as {field}: {shown(value)}",
+            expected=True, functionalities=(functionality,)))
 
     def _step_line(self, i: int, step: PlanStep, app: str, suspect: list[Destination] | None) -> str:
         line = super()._step_line(i, step, app, suspect)
