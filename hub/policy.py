@@ -35,7 +35,7 @@ from helpers.permission.prompt import PermissionRequest, shown
 from helpers.permission.store import pair_key
 from hub import dataflow
 from hub.destinations import Destination, unknown
-from hub.plan import RESULT_REF, map_text, planned_step, renumber
+from hub.plan import map_text, planned_step, references, renumber
 
 ROUTING, VANILLA = "routing", "vanilla"
 
@@ -349,8 +349,8 @@ class FaithfulPolicy(Policy):
             return []
         sent = json.dumps(request, ensure_ascii=False)
         steps = state.planned
-        refs = RESULT_REF.findall(json.dumps(steps[step].input)) if step is not None else []
-        declared = {self.owner.get(steps[int(k) - 1].name) for k in refs if 0 < int(k) <= len(steps)}
+        refs = references(steps[step]) if step is not None else []
+        declared = {self.owner.get(steps[k - 1].name) for k in refs if 0 < k <= len(steps)}
         return [Ask(PermissionRequest(
             ctx.user, pair_key(source, target), "collab",
             f"{source}'s answer would be passed to {functionality}: {shown(request)}",

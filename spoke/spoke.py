@@ -139,21 +139,19 @@ def _answer_query(message: QueryRequest, profile: SpokeProfile, functionalities:
                       else prompts.spoke_system(profile.app, profile.description, profile.annotation, []))
             done = [(c.name, c.input if isinstance(c.input, dict) else {}, c.result) for c in message.results]
             run = run_agent(HubChatModel(operator=hub), system, history, message.query, [], done=done)
-            hub.request(MemoryRequest(id=hub.next_id(), op="save", kind="history", value=[
-                {"role": "user", "content": message.query}, {"role": "assistant", "content": run.answer}]))
-            return FinalResponse(id=message.id, text=run.answer[:500_000])
-        if profile.kind == "vanilla":
-            system = prompts.VANILLA_SPOKE
-        elif profile.kind == "routing":
-            system = prompts.routing_system(message.plan)
         else:
-            system = prompts.spoke_system(profile.app, profile.description, profile.annotation, message.plan)
-        tools = spoke_tools(profile, functionalities, hub)
-        schemas = {f.name: f.request_schema for f in profile.functionalities}
-        done = execute_plan(message.plan, tools, schemas) if message.plan else []
-        run = run_agent(HubChatModel(operator=hub), system, history, message.query, tools,
-                        unknown=None if profile.kind == "vanilla" else (lambda name: proxy_tool(name, hub)),
-                        done=done)
+            if profile.kind == "vanilla":
+                system = prompts.VANILLA_SPOKE
+            elif profile.kind == "routing":
+                system = prompts.routing_system(message.plan)
+            else:
+                system = prompts.spoke_system(profile.app, profile.description, profile.annotation, message.plan)
+            tools = spoke_tools(profile, functionalities, hub)
+            schemas = {f.name: f.request_schema for f in profile.functionalities}
+            done = execute_plan(message.plan, tools, schemas) if message.plan else []
+            run = run_agent(HubChatModel(operator=hub), system, history, message.query, tools,
+                            unknown=None if profile.kind == "vanilla" else (lambda name: proxy_tool(name, hub)),
+                            done=done)
         hub.request(MemoryRequest(id=hub.next_id(), op="save", kind="history", value=[
             {"role": "user", "content": message.query}, {"role": "assistant", "content": run.answer}]))
         return FinalResponse(id=message.id, text=run.answer[:500_000])
