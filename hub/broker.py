@@ -22,6 +22,7 @@ Trust rules enforced here:
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,7 +89,8 @@ class SpokeBroker:
         self._ids = itertools.count(1)
         self.spokes: list[SpokeHandle] = []
         self.budgets = BudgetLedger(audit)  # per app, per query: a query is one top-level exchange
-        self._depth = 0  # exchanges in progress (calls nest inside the query's)
+        self._depth = 0  # exchanges in progress (calls nest inside the query's; strict phrases apps at once)
+        self._depth_lock = threading.Lock()
         self.failures: list[Failure] = []  # what broke, in order; the hub operator clears it per query
 
     def failed(self, failure: Failure) -> None:
@@ -146,12 +148,21 @@ class SpokeBroker:
     def one_query(self) -> Iterator[None]:
         """Several top-level exchanges that make one user query (strict mode: the hub's calls of
         each planned step, then each app's phrasing): one budget per app for all of them."""
-        if self._depth == 0:
-            self.budgets.new_query()
-        self._depth += 1
+        self._enter()
         try:
             yield
         finally:
+            self._leave()
+
+    def _enter(self) -> None:
+        """One more exchange in progress; the first of a query starts its budgets."""
+        with self._depth_lock:
+            if self._depth == 0:
+                self.budgets.new_query()
+            self._depth += 1
+
+    def _leave(self) -> None:
+        with self._depth_lock:
             self._depth -= 1
 
     def exchange(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest,
@@ -169,16 +180,14 @@ class SpokeBroker:
         limit = timeout if timeout is not None else min(handle.app.limits.request_timeout_s, MAX_REQUEST_TIMEOUT_S)
         deadline = time.monotonic() + limit
         handle.busy = True
-        if self._depth == 0:
-            self.budgets.new_query()
-        self._depth += 1
+        self._enter()
         try:
             if (failure := self._send(handle, outgoing)) is not None:
                 return self._send_failed(handle, outgoing.id, failure)
             return self._serve_until_answer(handle, outgoing, deadline, limit)
         finally:
             handle.busy = False
-            self._depth -= 1
+            self._leave()
 
     def _serve_until_answer(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest, deadline: float,
                             limit: float) -> Outcome:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -47,15 +48,18 @@ class LLMBroker:
         self.calls = 0
         self.calls_by_purpose: Counter[str] = Counter()  # "planner", "memory", a spoke's name, ...
         self.prompt_chars = 0  # characters of every prompt sent (messages and tool descriptions)
+        self._count_lock = threading.Lock()
 
     def invoke(self, messages: list[BaseMessage], tools: list[ToolSpec] | None = None,
                purpose: str = "hub") -> AIMessage:
         # Charged before the call: an app over its budget costs the hub nothing more.
         budget.charge_llm(prompt_bytes(messages, tools))
-        self.calls += 1
-        self.calls_by_purpose[purpose] += 1
-        self.prompt_chars += sum(len(str(m.content)) for m in messages) + sum(
+        chars = sum(len(str(m.content)) for m in messages) + sum(
             len(t.description) + len(str(t.parameters)) for t in tools or [])
+        with self._count_lock:  # spokes may be served at once (strict phrasing)
+            self.calls += 1
+            self.calls_by_purpose[purpose] += 1
+            self.prompt_chars += chars
         runnable = self.model.bind_tools([tool_to_openai(t) for t in tools]) if tools else self.model
         try:
             reply, failure = runnable.invoke(messages), None

@@ -8,8 +8,8 @@ plan's, with every ``<result_k>`` resolved by the hub: the value is taken out of
 result by the quarantined LLM (``hub.quarantine``: no tools, that result only, the
 input's JSON Schema), even when it is the whole result. A value that crosses from one app to another is a
 declared flow (the plan says so): the user is asked (collab, expected) with the value and
-the app it comes from. Then each app's spoke phrases that app's results, with no tools,
-and the hub assembles the reply with one block per app: no LLM context holds two apps'
+the app it comes from. Then each app's spoke phrases that app's results, with no tools
+(all apps at once, each in its own thread and spoke), and the hub assembles the reply with one block per app: no LLM context holds two apps'
 outputs, so one app's output cannot change what the user is told about another.
 
 Permissions are asked per app, once, before anything runs (the plan review: every step
@@ -19,6 +19,7 @@ with its inputs; a step naming a destination the user never gave is asked on its
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from helpers.isc.messages import AppResponse, DoneCall, FinalResponse, PlanStep
 from helpers.permission.prompt import shown
 from helpers.utilities.errors import MemoryUnavailable, SecGPTError
 from hub.plan import RESULT_REF, renumber
-from hub.broker import describe
+from hub.broker import SpokeHandle, describe
 from hub.policy import ROUTING
 from hub.quarantine import extract
 
@@ -72,10 +73,8 @@ def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list
     run = _Run(steps, notes=notes)
     for i, step in enumerate(steps):
         _run_step(op, run, approved, i, step)
-    texts = []
-    for app in apps:
-        if app in run.done or app in run.answers:
-            texts.append((app, _phrase(op, app, query, run.done.get(app, []))))
+    told = [app for app in apps if app in run.done or app in run.answers]
+    texts = list(zip(told, _phrase_all(op, query, {app: run.done.get(app, []) for app in told})))
     if not texts:
         text = "I could not run any step of the plan."
     elif len(texts) == 1:
@@ -207,15 +206,35 @@ def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _phrase(op: "HubOperator", app: str, query: str, done: list[DoneCall]) -> str:
-    """``app``'s results told by ``app``'s own spoke (its LLM sees only them)."""
-    try:
-        handle = op._spoke(app)
-    except SecGPTError as exc:
-        return f"(could not be told: {exc})"
-    op.states[app].begin()
+def _phrase_all(op: "HubOperator", query: str, done: dict[str, list[DoneCall]]) -> list[str]:
+    """Every app's results phrased, all at once: each app in its own spoke, so the phrasings
+    share nothing but the wait (a plan with two apps costs one LLM round trip here, not two).
+    They start after the last step (a step's code may still call another app, which must not be
+    found busy phrasing), and spokes are started here, one at a time, before any phrasing."""
+    told: dict[str, str] = {}
+    handles: dict[str, SpokeHandle] = {}
+    for app in done:
+        try:
+            handles[app] = op._spoke(app)
+        except SecGPTError as exc:
+            told[app] = f"(could not be told: {exc})"
+            continue
+        op.states[app].begin()
+
+    def phrase(app: str) -> str:
+        return _phrase(op, handles[app], query, done[app])
+
+    if len(handles) > 1:
+        with ThreadPoolExecutor(max_workers=len(handles), thread_name_prefix="secgpt-phrase") as pool:
+            told.update(zip(handles, pool.map(phrase, handles)))
+    else:
+        told.update((app, phrase(app)) for app in handles)
+    return [told[app] for app in done]
+
+
+def _phrase(op: "HubOperator", handle: SpokeHandle, query: str, done: list[DoneCall]) -> str:
+    """One app's results told by its own spoke (its LLM sees only them)."""
     outcome = op.broker.query(handle, query, [], [], results=done, tools=False)
     if isinstance(outcome, FinalResponse):
         return outcome.text
     return f"(could not be told: {describe(outcome)}); the results were: " + "; ".join(shown(c.result, 200) for c in done)
-

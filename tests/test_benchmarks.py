@@ -17,10 +17,12 @@ SYSTEMS = ("SecGPT", "VanillaGPT", "SecGPT-strict")
 
 def test_quick_benchmark_runs(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SECGPT_"))}
-    result = subprocess.run([sys.executable, "-m", "evaluation.benchmarks", "--quick", "--json", "--latency-ms", "20"],
+    result = subprocess.run([sys.executable, "-m", "evaluation.benchmarks", "--quick", "--json", "--latency-ms", "20",
+                             "--output", str(tmp_path / "benchmarks.json")],
                             capture_output=True, text=True, timeout=300, cwd=paths.REPO_ROOT, env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    assert json.loads((tmp_path / "benchmarks.json").read_text()) == report
     assert KEYS <= set(report)
     assert set(report["llm_calls"]) == set(SYSTEMS)
     rows = report["e2e_latency"]["queries"]
@@ -28,3 +30,12 @@ def test_quick_benchmark_runs(tmp_path):
     assert all("Sorry" not in r[system]["answer"] for r in rows for system in SYSTEMS)
     fares = [r for r in rows if r["kind"] == "one app" and "metro_hail" in r["query"]]
     assert all("$" in r[system]["answer"] for r in fares for system in ("SecGPT", "SecGPT-strict"))
+    # Each system did the work it is timed on: both fares compared, the fare mailed, no tool error.
+    for r in rows:
+        for system in SYSTEMS:
+            answer = r[system]["answer"]
+            assert "Error" not in answer and "could not" not in answer, (system, answer)
+            if r["kind"] == "two apps":
+                assert answer.count("$") == 2, (system, answer)
+            if r["kind"] == "dependent":
+                assert "$" in answer and "Message sent" in answer, (system, answer)

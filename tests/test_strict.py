@@ -230,3 +230,25 @@ def test_a_value_made_of_two_results_is_taken_out_of_each_on_its_own(launcher, d
     # each value that crosses to save_note is a declared flow: asked, expected, with its source
     assert ("collab", "metro_hail->save_note", True, True) in decisions
     assert ("collab", "quick_ride->save_note", True, True) in decisions
+
+
+def test_each_app_phrases_its_results_at_the_same_time(launcher, data_dir, monkeypatch):
+    """Two apps' phrasings run at once: each waits, inside its LLM call, for the other to arrive
+    (a serial runner would leave the first waiting alone until the barrier breaks)."""
+    import threading
+    from hub.llm_broker import LLMBroker
+    _invoice(data_dir, "")
+    both = threading.Barrier(2, timeout=20)
+    invoke = LLMBroker.invoke
+
+    def meeting(self, messages, tools=None, purpose="hub"):
+        if "has already run" in str(messages[0].content):  # a phrasing spoke's request
+            both.wait()
+        return invoke(self, messages, tools, purpose)
+
+    monkeypatch.setattr(LLMBroker, "invoke", meeting)
+    rules = _mail_ride_rules({"when": {"context_contains": "never matches"}, "then": {"content": ""}})
+    with secgpt(launcher, scripted(data_dir.parent, rules), apps=mail_importer(data_dir), isolation="strict") as hub:
+        answer = hub.answer(Q_MAIL_RIDE)
+    assert answer.error is None, answer.text
+    assert METRO in _block(answer.text, "metro_hail") and "Found the invoice." in _block(answer.text, "gmail")

@@ -1,7 +1,7 @@
-"""python -m evaluation.benchmarks [--quick] [--json] [--latency-ms N]
+"""python -m evaluation.benchmarks [--quick] [--json] [--latency-ms N] [--output FILE]
 
-Table on stdout (or JSON with --json); the JSON is also written to
-evaluation/results/benchmarks.json. Targets are checked here and reported,
+Table on stdout (or JSON with --json); the JSON is also written to FILE (default
+evaluation/results/benchmarks.json). Targets are checked here and reported,
 never asserted by the tests.
 """
 
@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 from evaluation.benchmarks import e2e, isolation, planning
 from evaluation.benchmarks.queries import QUERIES, QUICK
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a run under a minute, same keys")
     parser.add_argument("--json", action="store_true", help="JSON on stdout instead of the table")
     parser.add_argument("--latency-ms", type=int, default=500, help="simulated LLM latency per call")
+    parser.add_argument("--output", type=Path, default=paths.REPO_ROOT / "evaluation" / "results" / "benchmarks.json",
+                        help="where the JSON is written (default: %(default)s)")
     args = parser.parse_args(argv)
     queries = QUICK if args.quick else QUERIES
     latency = (min(args.latency_ms, 200) if args.quick else args.latency_ms) / 1000
@@ -58,9 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         "planning": plans,
     }
     result["targets"] = {k: {"target": t, "value": result[k], "met": result[k] <= t} for k, t in TARGETS.items()}
-    out_dir = paths.REPO_ROOT / "evaluation" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "benchmarks.json").write_text(json.dumps(result, indent=2))
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2))
+    except OSError as exc:
+        print(f"python -m evaluation.benchmarks: cannot write {args.output} ({exc.strerror}); "
+              "give a writable path with --output", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result))
     else:

@@ -56,7 +56,7 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
                         raise SecGPTError(f"the benchmark query {query!r} errored on {name} ({answer.error}); "
                                           "a timing of it would measure the failure, so none is reported")
                     row[name] = {"seconds": time.perf_counter() - started, "llm_calls": system.llm.calls - calls,
-                                 "prompt_chars": system.llm.prompt_chars - chars, "answer": answer.text[:120]}
+                                 "prompt_chars": system.llm.prompt_chars - chars, "answer": answer.text[:400]}
                 row["ratio"] = row["SecGPT"]["seconds"] / row["VanillaGPT"]["seconds"]
                 row["strict_ratio"] = row["SecGPT-strict"]["seconds"] / row["SecGPT"]["seconds"]
                 rows.append(row)

@@ -61,16 +61,21 @@ SCRIPT = {"rules": [
      "then": {"content": _plan({"name": "search_gmail", "input": {"query": "invoice"}, "output": "emails"})}},
     {"name": "plan: nothing", "when": {"system_contains": P}, "then": {"content": _plan()}},
 
+    # A competent model calls only the tools it is offered: a phrasing spoke (strict) is offered none.
     {"name": "also ask quick_ride", "when": {"called": ["metro_hail"], "not_called": ["quick_ride"],
+                                             "tools_include": ["quick_ride"],
                                              "query_contains": "ask quick_ride", "query_regex": R},
      "then": {"tool_calls": [{"name": "quick_ride", "args": {"start_point": "{re:start}", "end_point": "{re:end}"}}]}},
     {"name": "email the fare", "when": {"called": ["metro_hail"], "not_called": ["send_gmail_message"],
+                                        "tools_include": ["send_gmail_message"],
                                         "query_contains": "email it"},
      "then": {"tool_calls": [{"name": "send_gmail_message", "args": {
          "to": "bob@example.com", "subject": "Fare", "message": "{tool:metro_hail}"}}]}},
     {"name": "answer from the tools", "when": {"called": ["metro_hail"]}, "then": {"content": "{tools}"}},
     {"name": "answer: conversion", "when": {"called": ["convert_units"]}, "then": {"content": "{tools}"}},
     {"name": "answer: emails", "when": {"called": ["search_gmail"]}, "then": {"content": "{tools}"}},
+    {"name": "answer: a fare", "when": {"called": ["quick_ride"]}, "then": {"content": "{tools}"}},
+    {"name": "answer: sent", "when": {"called": ["send_gmail_message"]}, "then": {"content": "{tools}"}},
     {"name": "compare: both", "when": {"tools_include": ["metro_hail", "quick_ride"], "query_contains": "Compare",
                                        "not_called": ["metro_hail"], "query_regex": R},
      "then": {"tool_calls": [{"name": n, "args": {"start_point": "{re:start}", "end_point": "{re:end}"}}

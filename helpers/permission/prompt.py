@@ -27,6 +27,7 @@ once, with the count.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -134,16 +135,18 @@ class PermissionManager:
         self.asked = 0    # questions put to the user in this query
         self.capped = 0   # operations refused without asking in this query, past the cap
         self._refusals: set[tuple] = set()  # unexpected operations the user refused in this query
+        self._lock = threading.RLock()
 
     def begin_query(self) -> None:
         self.asked = self.capped = 0
         self._refusals.clear()
 
     def check(self, request: PermissionRequest) -> Decision:
-        decision = self._decide(request)
-        if self._on_decision:
-            self._on_decision(request, decision)
-        return decision
+        with self._lock:  # one question at a time, even when apps are served at once (strict phrasing)
+            decision = self._decide(request)
+            if self._on_decision:
+                self._on_decision(request, decision)
+            return decision
 
     def _decide(self, request: PermissionRequest) -> Decision:
         standing = self._standing(request)
