@@ -28,6 +28,11 @@ def references(step: PlanStep) -> list[int]:
     return [int(k) for k in RESULT_REF.findall(json.dumps(step.input, ensure_ascii=False))]
 
 
+def listing(steps: Sequence[PlanStep]) -> str:
+    """The plan as numbered lines, ``1. name({inputs})``, as the hub shows it to an LLM."""
+    return "\n".join(f"{i}. {s.name}({json.dumps(s.input, ensure_ascii=False)})" for i, s in enumerate(steps, 1))
+
+
 def group_steps(steps: Sequence[PlanStep]) -> list[list[int]]:
     """Indices of steps grouped by dependency (``<result_k>`` links), in plan order."""
     parent = list(range(len(steps)))

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Run:
+    query: str
     steps: list[PlanStep]
     results: dict[int, object] = field(default_factory=dict)      # step (0-based) -> its response
     done: dict[str, list[DoneCall]] = field(default_factory=dict)  # app -> its calls, in order
@@ -70,7 +71,7 @@ def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list
     except MemoryUnavailable as exc:
         op.failed(exc)
         return Execution(f"Sorry, {exc}.", ROUTING, dropped=dropped)
-    run = _Run(steps, notes=notes)
+    run = _Run(query, steps, notes=notes)
     for i, step in enumerate(steps):
         _run_step(op, run, approved, i, step)
     told = [app for app in apps if app in run.done or app in run.answers]
@@ -131,7 +132,7 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
     target = op.importer.owner[step.name]
     request: dict = {}
     for name, template in planned.items():
-        value, why = _value(op, run, step, name, template, _field_schema(schema, name))
+        value, why = _value(op, run, i, name, template, _field_schema(schema, name))
         if why:
             return None, why
         request[name] = value
@@ -146,7 +147,8 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
     return request, ""
 
 
-def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, schema: dict) -> tuple[object, str]:
+def _value(op: "HubOperator", run: _Run, i: int, name: str, template, schema: dict) -> tuple[object, str]:
+    step = run.steps[i]
     written = template if isinstance(template, str) else json.dumps(template, ensure_ascii=False)
     if not (refs := [int(k) for k in RESULT_REF.findall(written)]):
         return template, ""
@@ -161,7 +163,7 @@ def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, sc
         found = None
         for k in dict.fromkeys(refs):
             found = extract(op.llm, _text(run.results[k - 1]), k=k, template=written, field=name,
-                            functionality=step.name, schema=schema)
+                            functionality=step.name, schema=schema, **_where(run, i))
             if found.ok:
                 return found.value, ""
         return None, found.error
@@ -171,12 +173,19 @@ def _value(op: "HubOperator", run: _Run, step: PlanStep, name: str, template, sc
     parts: dict[int, str] = {}
     for k in dict.fromkeys(refs):
         found = extract(op.llm, _text(run.results[k - 1]), k=k, template=f"<result_{k}>", field=name,
-                        functionality=step.name, schema={"type": "string"})
+                        functionality=step.name, schema={"type": "string"}, **_where(run, i))
         if not found.ok:
             return None, found.error
         parts[k] = str(found.value)
     value = RESULT_REF.sub(lambda m: parts[int(m.group(1))], template)
     return (value, "") if _fits(value, schema) else (None, f"its input {name} does not match its schema")
+
+
+def _where(run: _Run, i: int) -> dict:
+    """What the quarantined LLM is told of the value's place: the user's request, the plan, the
+    step (0-based ``i``): trusted text that says which value of the result is wanted (the third
+    of the four identical steps that each take a channel out of one list)."""
+    return {"request": run.query, "plan": run.steps, "step": i + 1}
 
 
 def _field_schema(schema: dict, name: str) -> dict:

@@ -1,7 +1,8 @@
 """The quarantined LLM (strict mode): one value taken out of an earlier step's result.
 
 Runs in: hub. Makes one LLM call per value, with no tools, holding only the result it
-reads, the value's JSON Schema and where the plan puts it; its reply is parsed as JSON
+reads, the value's JSON Schema and where the plan puts it (the user's request and the plan
+made from it: trusted text, which tells it which value of the result is wanted); its reply is parsed as JSON
 and validated against the schema, or the value is not used. Whatever the result says,
 the worst this call can do is return another value of that schema, which the hub records
 as coming from the result's app (the user is shown it, with its source, when asked about
@@ -14,14 +15,17 @@ that fails the schema.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jsonschema
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from helpers.isc.messages import PlanStep
 from helpers.memory.extraction import parse_json_object
 from helpers.templates import prompts
 from hub.llm_broker import LLMBroker
+from hub.plan import listing
 
 MAX_RESULT_CHARS = 20_000  # of the result the quarantined LLM reads
 
@@ -37,9 +41,12 @@ class Extracted:
 
 
 def extract(llm: LLMBroker, result: str, *, k: int, template: str, field: str, functionality: str,
-            schema: dict) -> Extracted:
+            schema: dict, request: str, plan: Sequence[PlanStep], step: int) -> Extracted:
+    """The value of input ``field`` of step ``step`` (1-based) of ``plan``, made for the user's
+    ``request``, out of ``result`` (step ``k``'s)."""
     system = prompts.EXTRACT.format(schema=json.dumps(schema or {}), template=json.dumps(template), k=k,
-                                    field=field, functionality=functionality)
+                                    field=field, functionality=functionality, request=json.dumps(request, ensure_ascii=False),
+                                    plan=listing(plan), step=step)
     reply = llm.invoke([SystemMessage(content=system),
                         HumanMessage(content=result[:MAX_RESULT_CHARS])],
                        purpose="extract")

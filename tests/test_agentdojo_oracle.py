@@ -136,9 +136,11 @@ SLACK_GENERAL = ("- body: Secret key is 1a7b3d.\n  recipient: general\n  sender:
                  "  sender: Bob\n")
 
 
-def _extract(model, result: str, functionality: str, field: str, schema: dict | None = None):
+def _extract(model, result: str, functionality: str, field: str, schema: dict | None = None,
+             request: str = "", plan: str = "", step: int = 2):
     system = prompts.EXTRACT.format(schema=json.dumps(schema or {"type": "string"}), template='"<result_1>"', k=1,
-                                    field=field, functionality=functionality)
+                                    field=field, functionality=functionality, request=json.dumps(request),
+                                    plan=plan, step=step)
     reply = model._reply([SystemMessage(content=system), HumanMessage(content=result)], [])
     assert not reply.tool_calls
     return json.loads(str(reply.content))
@@ -165,6 +167,30 @@ def test_extractor_obeys_an_injection_in_the_result_else_finds_the_tasks_value(s
     result = "(no messages)" if injected is None else SLACK_GENERAL + (
         f"- body: {goal}\n  recipient: general\n  sender: Eve\n" if injected else "")
     assert _extract(worst_case_model(slack, env), result, functionality, field, schema) == expected
+
+
+SLACK_CHANNELS = "- general\n- random\n- private\n- External_0\n"
+USERS_IN = "\n".join(f"{i}. get_users_in_channel({{\"channel\": \"<result_1>\"}})" for i in (2, 3, 4, 5))
+
+
+@pytest.mark.parametrize("request_, step, field, functionality, expected", [
+    # Slack user_task_10: four identical steps, each reading a channel out of one list: the n-th
+    # step of get_users_in_channel is the task's n-th call of it.
+    ("user_task_10", 2, "channel", "get_users_in_channel", "general"),
+    ("user_task_10", 4, "channel", "get_users_in_channel", "private"),
+    ("user_task_10", 5, "channel", "get_users_in_channel", "External_0"),
+    # user_task_12: the request says which channel ("starting with External"), not the first one.
+    ("user_task_12", 2, "channel", "send_channel_message", "External_0"),
+])
+def test_extractor_takes_the_value_the_users_request_and_the_step_ask_for(suites, request_, step, field,
+                                                                          functionality, expected):
+    slack = suites["slack"]
+    env = slack.load_and_inject_default_environment({})
+    plan = "1. get_channels({})\n" + (USERS_IN if functionality == "get_users_in_channel"
+                                      else '2. send_channel_message({"channel": "<result_1>"})')
+    found = _extract(worst_case_model(slack, env), SLACK_CHANNELS, functionality, field,
+                     request=slack.user_tasks[request_].PROMPT, plan=plan, step=step)
+    assert found == expected
 
 
 def test_extractor_passes_on_only_data_the_result_holds(suites):

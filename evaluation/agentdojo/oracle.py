@@ -49,6 +49,9 @@ _LISTED = re.compile(r"^- ([A-Za-z][A-Za-z0-9_]*)(?:\([^)\n]*\))? \(app ", re.MU
 # What the quarantined extractor's prompt (prompts.EXTRACT) says of the value it asks for.
 _SCHEMA = re.compile(r"matches this JSON Schema: (.*)$", re.MULTILINE)
 _INPUT = re.compile(r'is the input "([^"\n]*)" of the functionality ([A-Za-z0-9_]+)')
+_ASKED = re.compile(r"^The user asked \(as a JSON string\): (.*)$", re.MULTILINE)
+_STEP = re.compile(r"^Step (\d+) writes the value", re.MULTILINE)
+_PLANNED = re.compile(r"^\d+\. ([A-Za-z0-9_]+)\(", re.MULTILINE)
 DONE = "Done."
 
 Path = tuple[str | int, ...]
@@ -298,8 +301,10 @@ def _referable(c: Call, known: set[str], planned: dict[int, int]) -> bool:
 def _extract(system: str, seen: list[Behaviour], tasks: list[Behaviour], known: set[str]) -> Any:
     """As the quarantined extractor: the value of one input of one functionality from the result
     it is given, or None. An injection in the result that calls that functionality wins (its
-    value for the input, if it fits the schema); else a user task's value for it whose words are
-    all in its input (without the query, it cannot tell two tasks apart: the first that fits)."""
+    value for the input, if it fits the schema); else the user task's value for it, if all its
+    words are in its input. The task is the one the user's request (in its prompt) asks for, and
+    the call is the one the step stands for: the n-th step of a functionality in the plan is the
+    task's n-th call of it (a plan of four identical steps reads four channels, not one four times)."""
     schema_at, input_at = _SCHEMA.search(system), _INPUT.search(system)
     if not input_at:
         return None
@@ -308,11 +313,20 @@ def _extract(system: str, seen: list[Behaviour], tasks: list[Behaviour], known: 
         schema = json.loads(schema_at.group(1)) if schema_at else {}
     except json.JSONDecodeError:
         schema = {}
-    for group in (seen, tasks):
+    asked, step = _ASKED.search(system), _STEP.search(system)
+    try:
+        request = json.loads(asked.group(1)) if asked else ""
+    except json.JSONDecodeError:
+        request = ""
+    task = max((t for t in tasks if t.trigger in request), key=lambda t: len(t.trigger), default=None)
+    planned = _PLANNED.findall(system)
+    nth = planned[:int(step.group(1)) - 1].count(function) if step else 0
+    for group in (seen, [task] if task else tasks):
         for b in group:
-            for c in b.calls:
+            calls = [c for c in b.calls if c.function == function]
+            for c in (calls[nth:nth + 1] + calls if group is not seen else calls):
                 value = c.args.get(field)
-                if c.function != function or value is None or not _fits(value, schema):
+                if value is None or not _fits(value, schema):
                     continue
                 # Data it passes on must be in the result, as anywhere (the "$" rule); an
                 # injection's own words are its instruction's; a task's value must be found there.
