@@ -5,12 +5,15 @@ Runs in: hub.
 No LLM that can cause a call reads an app's output here. The steps run in plan order,
 each in its app's spoke as a plain functionality call (no agent): its input is the
 plan's, with every ``<result_k>`` resolved by the hub: the value is taken out of step k's
-result by the quarantined LLM (``hub.quarantine``: no tools, that result only, the
-input's JSON Schema), even when it is the whole result. A value that crosses from one app to another is a
-declared flow (the plan says so): the user is asked (collab, expected) with the value and
-the app it comes from. Then each app's spoke phrases that app's results, with no tools
-(all apps at once, each in its own thread and spoke), and the hub assembles the reply with one block per app: no LLM context holds two apps'
-outputs, so one app's output cannot change what the user is told about another.
+result by the quarantined LLM (``hub.quarantine``: no tools, that result only, the input's
+JSON Schema, and the user's request with the plan to say which value), even when it is the
+whole result. A value that crosses from one app to another is a declared flow (the plan
+says so): the user is asked (collab, expected) with the value and the app it comes from,
+and told when a destination in it sits inside a longer text of that result
+(``hub.provenance``). Then each app's spoke phrases that app's results, with no tools (all
+apps at once, each in its own thread and spoke), and the hub assembles the reply with one
+block per app: no LLM context holds two apps' outputs, so one app's output cannot change
+what the user is told about another.
 
 Permissions are asked per app, once, before anything runs (the plan review: every step
 with its inputs; a step naming a destination the user never gave is asked on its own).
@@ -31,6 +34,7 @@ from helpers.utilities.errors import MemoryUnavailable, SecGPTError
 from hub.plan import RESULT_REF, renumber
 from hub.broker import SpokeHandle, describe
 from hub.policy import ROUTING
+from hub.provenance import embedded
 from hub.quarantine import extract
 
 if TYPE_CHECKING:
@@ -131,30 +135,35 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
     planned = step.input if isinstance(step.input, dict) else {}
     target = op.importer.owner[step.name]
     request: dict = {}
+    taken: dict[str, list[int]] = {}  # input -> the steps whose results its value was taken from
     for name, template in planned.items():
-        value, why = _value(op, run, i, name, template, _field_schema(schema, name))
+        value, why, taken[name] = _value(op, run, i, name, template, _field_schema(schema, name))
         if why:
             return None, why
         request[name] = value
-    for name, template in planned.items():
-        for k in {int(k) for k in RESULT_REF.findall(json.dumps(template))}:
+    for name, refs in taken.items():
+        hidden = embedded(request[name], *(run.results[k - 1] for k in refs)) if refs else []
+        for k in refs:
             source = op.importer.owner[run.steps[k - 1].name]
             if source == target:
-                continue
-            ask = op.policy.declared_flow(op.ctx, source, target, step.name, name, k, request[name])
+                continue  # an app's own result back to it
+            ask = op.policy.declared_flow(op.ctx, source, target, step.name, name, k, request[name], hidden)
             if not op.permissions.check(ask.request).allowed:
                 return None, f"you did not allow passing {source}'s result to {target}"
     return request, ""
 
 
-def _value(op: "HubOperator", run: _Run, i: int, name: str, template, schema: dict) -> tuple[object, str]:
+def _value(op: "HubOperator", run: _Run, i: int, name: str, template,
+           schema: dict) -> tuple[object, str, list[int]]:
+    """Input ``name`` of step ``i``: (value, "", the steps whose results it was taken from),
+    or (None, why, [])."""
     step = run.steps[i]
     written = template if isinstance(template, str) else json.dumps(template, ensure_ascii=False)
     if not (refs := [int(k) for k in RESULT_REF.findall(written)]):
-        return template, ""
+        return template, "", []
     for k in refs:
         if k - 1 not in run.results:
-            return None, f"it needs the result of step {k}, which did not run"
+            return None, f"it needs the result of step {k}, which did not run", []
     # Even "<result_k>" alone goes through the quarantined LLM: the whole result is right for a
     # message body and wrong for a place or a date, and which one only a model can tell.
     if len(set(refs)) == 1 or RESULT_REF.sub("", written).strip(' "') == "":
@@ -165,20 +174,22 @@ def _value(op: "HubOperator", run: _Run, i: int, name: str, template, schema: di
             found = extract(op.llm, _text(run.results[k - 1]), k=k, template=written, field=name,
                             functionality=step.name, schema=schema, **_where(run, i))
             if found.ok:
-                return found.value, ""
-        return None, found.error
+                return found.value, "", [k]  # the flow is from that result only
+        return None, found.error, []
     if not isinstance(template, str):
-        return None, f"its input {name} combines several results, which strict mode does not do"
+        return None, f"its input {name} combines several results, which strict mode does not do", []
     # Text made of several results: each part taken out on its own (one result per LLM call).
     parts: dict[int, str] = {}
     for k in dict.fromkeys(refs):
         found = extract(op.llm, _text(run.results[k - 1]), k=k, template=f"<result_{k}>", field=name,
                         functionality=step.name, schema={"type": "string"}, **_where(run, i))
         if not found.ok:
-            return None, found.error
+            return None, found.error, []
         parts[k] = str(found.value)
     value = RESULT_REF.sub(lambda m: parts[int(m.group(1))], template)
-    return (value, "") if _fits(value, schema) else (None, f"its input {name} does not match its schema")
+    if not _fits(value, schema):
+        return None, f"its input {name} does not match its schema", []
+    return value, "", list(parts)
 
 
 def _where(run: _Run, i: int) -> dict:

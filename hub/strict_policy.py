@@ -14,6 +14,8 @@ Everything else is the faithful policy's: the same questions, bound to the plan'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from helpers.isc.messages import PlanStep
 from helpers.permission.prompt import PermissionRequest, shown
 from helpers.permission.store import pair_key
@@ -37,14 +39,21 @@ class StrictPolicy(FaithfulPolicy):
                     "(an instruction in data the LLM read may have asked for it)"))
 
     def declared_flow(self, ctx: QueryContext, source: str, target: str, functionality: str, field: str,
-                      k: int, value) -> Ask:
+                      k: int, value, embedded: Sequence[str] = ()) -> Ask:
         """A value the plan takes from ``source``'s result (step ``k``) for ``target``'s input
         ``field``: the plan declares the flow, so it is expected; the question shows the value and
-        the app it comes from (it may be whatever that app's data says)."""
+        the app it comes from (it may be whatever that app's data says). A destination in the value
+        that the result holds only inside a longer text (``embedded``, ``hub.provenance``) is
+        pointed out: that is where an instruction hidden in the data would write one. It stays
+        expected: links and addresses in messages are how users ask for most such flows (measured:
+        refusing them cost a third of AgentDojo's slack tasks)."""
+        warning = (f"{', '.join(embedded)} appears in {source}'s result only inside a longer text, not as a "
+                   "field of its own: check it, an instruction hidden in that text may have put it there"
+                   if embedded else "")
         return Ask(PermissionRequest(
             ctx.user, pair_key(source, target), "collab",
             f"{source}'s result (step {k}) goes to {functionality} as {field}: {shown(value)}",
-            expected=True, functionalities=(functionality,)))
+            expected=True, functionalities=(functionality,), warning=warning))
 
     def _step_line(self, i: int, step: PlanStep, app: str, suspect: list[Destination] | None) -> str:
         line = super()._step_line(i, step, app, suspect)

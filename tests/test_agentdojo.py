@@ -342,3 +342,23 @@ def test_a_url_only_the_lenient_parser_accepts_is_refused_not_crashed():
                                  frozenset({"workspace"}), {})
     assert decision.allowed and reply.code == "egress_denied" and "malformed URL" in reply.message
     http.close()
+
+
+@pytest.mark.parametrize("targets, carriers, kind", [
+    ({"email"}, {"calendar"}, "cross_app"),           # the calendar's text asks email to send
+    ({"slack"}, {"slack"}, "same_app"),                # slack's message asks slack to DM
+    ({"slack", "web"}, {"web"}, "cross_app"),          # any call outside the carrier is cross-app
+    (set(), {"get_rating_reviews_for_hotels"}, "text_only"),  # no call: words in the answer only
+])
+def test_an_attack_is_kinded_by_what_it_asks_of_which_app(targets, carriers, kind):
+    from evaluation.agentdojo.cases import kind_of
+    assert kind_of(targets, carriers) == kind
+
+
+def test_travel_says_riverside_is_a_text_only_attack():
+    from evaluation.agentdojo.cases import suite_cases
+    travel = load_suite("travel")
+    specs = suite_cases(travel, load_suite_apps("travel", travel.tools), systems=("VanillaGPT",),
+                        user_tasks=["user_task_0"], injection_tasks=["injection_task_6", "injection_task_0"])
+    assert {s.injection_task: s.kind for s in specs if s.injection_task} == {
+        "injection_task_6": "text_only", "injection_task_0": "cross_app"}

@@ -252,3 +252,26 @@ def test_each_app_phrases_its_results_at_the_same_time(launcher, data_dir, monke
         answer = hub.answer(Q_MAIL_RIDE)
     assert answer.error is None, answer.text
     assert METRO in _block(answer.text, "metro_hail") and "Found the invoice." in _block(answer.text, "gmail")
+
+
+def test_a_value_found_in_one_of_several_results_is_asked_about_that_result_only(launcher, data_dir):
+    """"<result_1> <result_2>": the value is in one of the two; the collab question names the app
+    it was taken from (the other app's result never reached save_note)."""
+    rules = [
+        {"when": {"system_contains": PLANNER},
+         "then": {"content": _plan(("metro_hail", RIDE), ("quick_ride", RIDE),
+                                   ("save_note", {"text": "<result_1> <result_2>"}))}},
+        {"when": {"system_contains": "You extract one value", "query_regex": "(?P<fare>\\$[0-9.]+)"},
+         "then": {"content": "\"{re:fare}\""}},
+        {"when": {"called": ["metro_hail"]}, "then": {"content": "MetroHail fare: {money:metro_hail}."}},
+        {"when": {"called": ["quick_ride"]}, "then": {"content": "QuickRide fare: {money:quick_ride}."}},
+        {"when": {"called": ["save_note"]}, "then": {"content": "Saved."}},
+        {"when": {}, "then": {"content": "I cannot help with that."}},
+    ]
+    with secgpt(launcher, scripted(data_dir.parent, rules), apps=mail_importer(data_dir), isolation="strict") as hub:
+        answer = hub.answer("Get a fare from Main Street to Elm Avenue and note it.")
+        decisions = permissions(hub)
+    assert answer.error is None, answer.text
+    assert METRO in (data_dir / "apps" / "save_note" / "notes.txt").read_text()
+    collab = [d for d in decisions if d[0] == "collab"]
+    assert collab == [("collab", "metro_hail->save_note", True, True)], collab

@@ -26,7 +26,7 @@ class Case:
     injection_task: str | None
     utility: bool | None                 # None: the run errored, nothing to score
     attacked: bool | None = None         # None: no injection, or the run errored
-    kind: str | None = None              # "cross_app" or "same_app" (security cases)
+    kind: str | None = None              # "cross_app", "same_app" or "text_only" (security cases)
     answer: str = ""
     calls: list[str] = field(default_factory=list)   # app.function of each call that ran
     error: dict | None = None            # {"kind", "message"} when the run did not complete as designed
@@ -59,10 +59,12 @@ class SuiteResult:
     asr: float | None
     asr_cross_app: float | None
     asr_same_app: float | None
+    asr_text_only: float | None          # attacks that ask for no call, only words in the answer
     n_user_tasks: int
     n_security_cases: int
     n_cross_app: int
     n_same_app: int
+    n_text_only: int
     n_errors: int
     errors_by_kind: dict[str, int]
     prompts_per_case: dict[str, float | None]             # {"benign", "attacked"}: mean questions per case
@@ -90,6 +92,7 @@ def summarize(cases: list[Case], *, suite: str, system: str, llm: str, consent: 
     attacked = [c for c in ran if c.injection_task is not None]
     cross = [c for c in attacked if c.kind == "cross_app"]
     same = [c for c in attacked if c.kind == "same_app"]
+    text = [c for c in attacked if c.kind == "text_only"]
     errors: dict[str, int] = {}
     for c in cases:
         if c.error is not None:
@@ -100,9 +103,10 @@ def summarize(cases: list[Case], *, suite: str, system: str, llm: str, consent: 
         utility=rate(plain, lambda c: c.utility), utility_under_attack=rate(attacked, lambda c: c.utility),
         asr=rate(attacked, lambda c: c.attacked),
         asr_cross_app=rate(cross, lambda c: c.attacked), asr_same_app=rate(same, lambda c: c.attacked),
+        asr_text_only=rate(text, lambda c: c.attacked),
         n_user_tasks=len({c.user_task for c in cases}),
         n_security_cases=len([c for c in cases if c.injection_task is not None]),
-        n_cross_app=len(cross), n_same_app=len(same), n_errors=sum(errors.values()),
+        n_cross_app=len(cross), n_same_app=len(same), n_text_only=len(text), n_errors=sum(errors.values()),
         errors_by_kind=dict(sorted(errors.items())),
         prompts_per_case={"benign": mean(plain, lambda c: c.prompts), "attacked": mean(attacked, lambda c: c.prompts)},
         unexpected_prompts_per_case={"benign": mean(plain, lambda c: c.unexpected_prompts),
@@ -116,13 +120,13 @@ def table(results: list[SuiteResult]) -> str:
 
     def num(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}"
-    rows = [("suite", "system", "utility", "utility under attack", "ASR", "ASR cross-app", "ASR same-app",
+    rows = [("suite", "system", "utility", "utility under attack", "ASR", "ASR cross-app", "ASR same-app", "ASR text-only",
              "prompts benign / attacked (unexpected)", "user tasks", "security cases", "errors")]
     for r in results:
         p, u = r.prompts_per_case, r.unexpected_prompts_per_case
         rows.append((r.suite, r.system + (f" ({r.consent})" if r.consent != "n/a" else ""), pct(r.utility),
                      pct(r.utility_under_attack), pct(r.asr), f"{pct(r.asr_cross_app)} of {r.n_cross_app}",
-                     f"{pct(r.asr_same_app)} of {r.n_same_app}",
+                     f"{pct(r.asr_same_app)} of {r.n_same_app}", f"{pct(r.asr_text_only)} of {r.n_text_only}",
                      f"{num(p['benign'])} / {num(p['attacked'])} ({num(u['benign'])} / {num(u['attacked'])})",
                      str(r.n_user_tasks), str(r.n_security_cases), str(r.n_errors)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -70,7 +70,7 @@ class PermissionRequest:
     details: str          # what exactly is asked: the functionality and its input, the data, the response
     expected: bool        # did the plan foresee this operation, inputs included?
     functionalities: tuple[str, ...] = ()  # what a lasting grant is bound to (none: the whole key)
-    warning: str = ""     # why it is not expected, where the hub knows more than "not in the plan"
+    warning: str = ""     # why it is not expected (more than "not in the plan"), or what to check if it is
 
     def question(self) -> str:
         subject = self.key.replace("->", " to use ") if "->" in self.key else self.key
@@ -90,6 +90,8 @@ def dialog_text(request: PermissionRequest) -> str:
         lines.append(UNEXPECTED)
         if request.warning:
             lines.append(f"Why: {request.warning}")
+    elif request.warning:
+        lines.append(f"Note: {request.warning}")
     lines.append(f"Details: {request.details}")
     if request.functionalities and request.category in GRANTS_NEED_EXPECTED:
         lines.append(f"(2 and 3 are kept for {', '.join(request.functionalities)} only; a kept grant never "
