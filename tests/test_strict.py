@@ -210,11 +210,11 @@ def test_an_unknown_isolation_mode_is_a_clear_error():
     assert isolation_mode(None, {}) == "faithful" and isolation_mode("STRICT") == "strict"
 
 
-def test_a_value_made_of_two_results_is_taken_out_of_each_on_its_own(launcher, data_dir):
-    note = {"text": "Fares: <result_1> and <result_2>"}
-    rules = [
+def _two_fares_then_note(note: str) -> list[dict]:
+    """Plan both fares, then a note of ``note``; the extractor takes the first fare it reads."""
+    return [
         {"when": {"system_contains": PLANNER},
-         "then": {"content": _plan(("metro_hail", RIDE), ("quick_ride", RIDE), ("save_note", note))}},
+         "then": {"content": _plan(("metro_hail", RIDE), ("quick_ride", RIDE), ("save_note", {"text": note}))}},
         {"when": {"system_contains": "You extract one value", "query_regex": "(?P<fare>\\$[0-9.]+)"},
          "then": {"content": "\"{re:fare}\""}},
         {"when": {"called": ["metro_hail"]}, "then": {"content": "MetroHail fare: {money:metro_hail}."}},
@@ -222,6 +222,10 @@ def test_a_value_made_of_two_results_is_taken_out_of_each_on_its_own(launcher, d
         {"when": {"called": ["save_note"]}, "then": {"content": "Saved."}},
         {"when": {}, "then": {"content": "I cannot help with that."}},
     ]
+
+
+def test_a_value_made_of_two_results_is_taken_out_of_each_on_its_own(launcher, data_dir):
+    rules = _two_fares_then_note("Fares: <result_1> and <result_2>")
     with secgpt(launcher, scripted(data_dir.parent, rules), apps=mail_importer(data_dir), isolation="strict") as hub:
         answer = hub.answer("Get both fares from Main Street to Elm Avenue and note them.")
         decisions = permissions(hub)
@@ -257,17 +261,7 @@ def test_each_app_phrases_its_results_at_the_same_time(launcher, data_dir, monke
 def test_a_value_found_in_one_of_several_results_is_asked_about_that_result_only(launcher, data_dir):
     """"<result_1> <result_2>": the value is in one of the two; the collab question names the app
     it was taken from (the other app's result never reached save_note)."""
-    rules = [
-        {"when": {"system_contains": PLANNER},
-         "then": {"content": _plan(("metro_hail", RIDE), ("quick_ride", RIDE),
-                                   ("save_note", {"text": "<result_1> <result_2>"}))}},
-        {"when": {"system_contains": "You extract one value", "query_regex": "(?P<fare>\\$[0-9.]+)"},
-         "then": {"content": "\"{re:fare}\""}},
-        {"when": {"called": ["metro_hail"]}, "then": {"content": "MetroHail fare: {money:metro_hail}."}},
-        {"when": {"called": ["quick_ride"]}, "then": {"content": "QuickRide fare: {money:quick_ride}."}},
-        {"when": {"called": ["save_note"]}, "then": {"content": "Saved."}},
-        {"when": {}, "then": {"content": "I cannot help with that."}},
-    ]
+    rules = _two_fares_then_note("<result_1> <result_2>")
     with secgpt(launcher, scripted(data_dir.parent, rules), apps=mail_importer(data_dir), isolation="strict") as hub:
         answer = hub.answer("Get a fare from Main Street to Elm Avenue and note it.")
         decisions = permissions(hub)
