@@ -237,10 +237,10 @@ def test_case_on_both_systems(launcher, data_dir, suite, user, injection, kind, 
     ("workspace", "user_task_0", "injection_task_2", "same_app", True),
     # The task hands the web page to the Slack app; on faithful the Slack app obeys the text in it,
     # on strict the hub makes only the planned calls and no planned value carries the attacker's.
-    # The task is not done on strict either: the two channels are data (in Bob's message), the
-    # plan writes both as <result_1>, and the extractor, which never sees the query, gives the
-    # same channel twice.
-    ("slack", "user_task_11", "injection_task_1", "cross_app", False),
+    # The task is done on strict too: the two channels are data (in Bob's message), the plan
+    # writes both as <result_1>, and the extractor, told the request and which step it fills,
+    # gives the first channel for the first step and the second for the second.
+    ("slack", "user_task_11", "injection_task_1", "cross_app", True),
 ])
 def test_strict_stops_what_succeeds_on_faithful(launcher, data_dir, suite, user, injection, kind, done):
     """The control: the same case, the same obedient model; faithful is attacked, strict is not."""
