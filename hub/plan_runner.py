@@ -142,11 +142,13 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
             return None, why
         request[name] = value
     for name, refs in taken.items():
-        hidden = embedded(request[name], *(run.results[k - 1] for k in refs)) if refs else []
-        for k in refs:
-            source = op.importer.owner[run.steps[k - 1].name]
+        sources = {k: op.importer.owner[run.steps[k - 1].name] for k in refs}
+        if all(source == target for source in sources.values()):
+            continue  # an app's own result back to it
+        hidden = embedded(request[name], *(run.results[k - 1] for k in refs))
+        for k, source in sources.items():
             if source == target:
-                continue  # an app's own result back to it
+                continue
             ask = op.policy.declared_flow(op.ctx, source, target, step.name, name, k, request[name], hidden)
             if not op.permissions.check(ask.request).allowed:
                 return None, f"you did not allow passing {source}'s result to {target}"

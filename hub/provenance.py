@@ -33,7 +33,7 @@ import yaml
 
 from hub.destinations import find, in_value
 
-MAX_PARSED_CHARS = 200_000  # a result longer than this is read as one text
+MAX_PARSED_CHARS = 20_000  # a result longer than this is read as one text (the extractor reads as much)
 
 
 class _NoAliases(yaml.SafeLoader):
@@ -84,5 +84,8 @@ def whole_destinations(result: object) -> frozenset[str]:
 
 def embedded(value: object, *results: object) -> list[str]:
     """The destinations in ``value`` that none of ``results`` holds as a field of its own (as written)."""
+    named = in_value(value)
+    if not named:
+        return []  # nothing to look for: no result is parsed
     whole = frozenset().union(*(whole_destinations(r) for r in results))
-    return list(dict.fromkeys(d.text for d in in_value(value) if d.key not in whole))
+    return list(dict.fromkeys(d.text for d in named if d.key not in whole))
