@@ -31,6 +31,7 @@ import jsonschema
 from helpers.isc.messages import AppResponse, DoneCall, FinalResponse, PlanStep
 from helpers.permission.prompt import shown
 from helpers.utilities.errors import MemoryUnavailable, SecGPTError
+from helpers.utilities.text import as_text
 from hub.plan import RESULT_REF, renumber
 from hub.broker import SpokeHandle, describe
 from hub.policy import ROUTING
@@ -126,7 +127,7 @@ def _run_step(op: "HubOperator", run: _Run, approved: set[str], i: int, step: Pl
         run.notes.append(f"Step {i + 1} ({step.name}) answered outside its specification: {exc.message}.")
         return
     run.results[i] = outcome.response
-    run.done.setdefault(app, []).append(DoneCall(name=step.name, input=request, result=_text(outcome.response)))
+    run.done.setdefault(app, []).append(DoneCall(name=step.name, input=request, result=as_text(outcome.response)))
 
 
 def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict) -> tuple[dict | None, str]:
@@ -173,7 +174,7 @@ def _value(op: "HubOperator", run: _Run, i: int, name: str, template,
         # each in turn, one result per call; the first value found is the one.
         found = None
         for k in dict.fromkeys(refs):
-            found = extract(op.llm, _text(run.results[k - 1]), k=k, template=written, field=name,
+            found = extract(op.llm, as_text(run.results[k - 1]), k=k, template=written, field=name,
                             functionality=step.name, schema=schema, **_where(run, i))
             if found.ok:
                 return found.value, "", [k]  # the flow is from that result only
@@ -183,7 +184,7 @@ def _value(op: "HubOperator", run: _Run, i: int, name: str, template,
     # Text made of several results: each part taken out on its own (one result per LLM call).
     parts: dict[int, str] = {}
     for k in dict.fromkeys(refs):
-        found = extract(op.llm, _text(run.results[k - 1]), k=k, template=f"<result_{k}>", field=name,
+        found = extract(op.llm, as_text(run.results[k - 1]), k=k, template=f"<result_{k}>", field=name,
                         functionality=step.name, schema={"type": "string"}, **_where(run, i))
         if not found.ok:
             return None, found.error, []
@@ -222,10 +223,6 @@ def _fits(value, schema: dict) -> bool:
 def _annotation_app(op: "HubOperator", app: str) -> bool:
     installed = op.importer.apps.get(app)
     return installed is not None and not installed.manifest.module
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _phrase_all(op: "HubOperator", query: str, done: dict[str, list[DoneCall]]) -> list[str]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from helpers.isc.messages import PlanStep
 from helpers.permission.prompt import PermissionRequest, shown
 from helpers.permission.store import pair_key
+from helpers.utilities.text import as_text
 from hub import dataflow
 from hub.destinations import Destination, unknown
 from hub.plan import map_text, planned_step, references, renumber
@@ -316,7 +317,7 @@ class FaithfulPolicy(Policy):
             source = self.owner.get(state.planned[k - 1].name)
             if source == state.app:
                 return True
-            text = actual if isinstance(actual, str) else json.dumps(actual, ensure_ascii=False)
+            text = as_text(actual)
             return any(app == source and dataflow.made_of(text, answer) for app, answer in state.received)
         return planned_step(state.planned, functionality, request, state.used, from_result)
 

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from helpers.isc.messages import ToolSpec
 from helpers.llm.convert import tool_to_openai
+from helpers.utilities.text import as_text
 
 MAX_STEPS = 8
 
@@ -32,10 +33,6 @@ class AgentRun:
     answer: str
     messages: list[BaseMessage]
     tool_calls: list[tuple[str, dict, str]]  # (tool, args, result)
-
-
-def as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def local_tool(name: str, description: str, request_schema: dict, response_schema: dict,

@@ -15,7 +15,8 @@ from helpers.isc.messages import (
     FunctionProbeResponse, MemoryRequest, NoFunctionalityResponse, ToolSpec,
 )
 from helpers.templates import prompts
-from spoke.agent import AgentTool, as_text, local_tool
+from helpers.utilities.text import as_text
+from spoke.agent import AgentTool, local_tool
 from spoke.spoke_operator import SpokeOperator
 
 PROXY_PARAMETERS = {"type": "object", "properties": {

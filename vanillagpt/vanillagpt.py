@@ -32,7 +32,8 @@ from helpers.utilities.failures import failure_of
 from helpers.llm.convert import history_to_langchain
 from hub.hub import Answer
 from hub.llm_broker import LLMBroker
-from spoke.agent import AgentTool, as_text, local_tool, run_agent
+from helpers.utilities.text import as_text
+from spoke.agent import AgentTool, local_tool, run_agent
 from helpers.isc.messages import ErrorMessage, HttpResponse, ToolSpec, http_request
 from hub.http_broker import HttpBroker
 
