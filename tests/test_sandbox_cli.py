@@ -1,4 +1,4 @@
-"""``python -m helpers.sandbox.sandbox CODE``: stdout printed, exit status and reason."""
+"""``python -m hub.sandbox_cli CODE``: stdout printed, exit status and reason."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from helpers.configs import paths
 
 def _run(*args: str, data_dir) -> subprocess.CompletedProcess:
     env = dict(os.environ, SECGPT_DATA_DIR=str(data_dir), PYTHONPATH=str(paths.REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "helpers.sandbox.sandbox", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "hub.sandbox_cli", *args], capture_output=True,
                           text=True, timeout=120, env=env, cwd=paths.REPO_ROOT)
 
 
@@ -33,3 +33,12 @@ def test_cli(data_dir, code, status, stdout, reason):
         assert len(lines) == 1 and reason in lines[0]
     else:
         assert not lines
+
+
+def test_the_original_command_says_where_it_moved(data_dir):
+    env = dict(os.environ, SECGPT_DATA_DIR=str(data_dir), PYTHONPATH=str(paths.REPO_ROOT))
+    result = subprocess.run([sys.executable, "-m", "helpers.sandbox.sandbox", "print(1)"], capture_output=True,
+                            text=True, timeout=60, env=env, cwd=paths.REPO_ROOT)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == "sandbox: this command moved; run: python -m hub.sandbox_cli CODE " \
+                                    "(python -m hub.sandbox_cli --help)"

@@ -26,6 +26,7 @@ from helpers.isc import control, spoke_start
 from helpers.isc.control import Confinement, SpokeProfile
 from helpers.isc.messages import MessageError, SandboxReport, parse_message
 from helpers.sandbox.app_spec import AppSpec
+from helpers.sandbox.launcher import SpokeProgram
 from helpers.sandbox.sandbox import SANDBOX_APP
 from helpers.utilities.errors import ConfigError, SpokeError
 from hub.audit import AuditLog, read_audit
@@ -102,7 +103,9 @@ def _probe(name: str, probes_dir: Path) -> AppSpec:
 # --- 5. the zygote parses nothing app-specific -------------------------------------------------------
 
 def test_a_spawn_request_says_nothing_about_the_app():
-    assert set(control.SpawnRequest.model_fields) == {"type", "serial"}
+    # The entry is the spoke program, one for every app (the launcher's, not the app's).
+    assert set(control.SpawnRequest.model_fields) == {"type", "serial", "entry"}
+    assert "app" not in SpokeProgram.__dataclass_fields__
 
 
 @pytest.mark.skipif(not is_root(), reason="reading other processes' memory needs root")

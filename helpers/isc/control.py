@@ -4,9 +4,10 @@ new spoke: its ``Confinement`` and its agent's ``SpokeProfile``.
 Runs in: hub and zygote (the records also in a spoke, before app code runs).
 
 Separate from ``messages.Message``: a spoke can never send or receive these. The zygote
-is told nothing about an app: a spawn request is a serial number and the spoke's socket
-(SCM_RIGHTS), so no app's confinement, profile or settings ever passes through the heap
-every later spoke is forked from. The hub sends the confinement and the profile on the
+is told nothing about an app: a spawn request is a serial number, the spoke program's
+entry point (the same for every app) and the spoke's socket (SCM_RIGHTS), so no app's
+confinement, profile or settings ever passes through the heap every later spoke is
+forked from. The hub sends the confinement and the profile on the
 spoke's own socket (``spoke_start``); the zygote and the new spoke only carry them out.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from helpers.isc.messages import Name
 
@@ -62,11 +63,28 @@ class SpokeProfile(_Ctl):
     settings: dict[str, str] = {}
 
 
+# A module the zygote imports by name, and the function a new spoke runs ("package.module:function").
+ModuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+                                              max_length=200)]
+Entry = Annotated[str, StringConstraints(
+    pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+
+
+class ZygoteStart(_Ctl):
+    """The hub's first word to a new zygote: which trusted modules to import once, before any
+    fork. The zygote knows no program of its own (helpers/ never imports spoke/): the hub names it."""
+
+    type: Literal["zygote_start"] = "zygote_start"
+    preload: list[ModuleName]
+
+
 class SpawnRequest(_Ctl):
-    """Fork a spoke on the socket passed with this frame. Nothing app-specific, by design."""
+    """Fork a spoke on the socket passed with this frame and run ``entry(fd, zygote_pid)`` in it.
+    The entry is the spoke program, the same for every app: nothing app-specific, by design."""
 
     type: Literal["spawn"] = "spawn"
     serial: int
+    entry: Entry
 
 
 class Spawned(_Ctl):
@@ -88,6 +106,6 @@ class ZygoteReady(_Ctl):
     preload_ms: float
 
 
-ControlMessage = Annotated[Union[SpawnRequest, Spawned, SpokeExited, ZygoteReady],
+ControlMessage = Annotated[Union[ZygoteStart, SpawnRequest, Spawned, SpokeExited, ZygoteReady],
                            Field(discriminator="type")]
 CONTROL_ADAPTER: TypeAdapter[ControlMessage] = TypeAdapter(ControlMessage)

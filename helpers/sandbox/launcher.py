@@ -30,7 +30,7 @@ from helpers.isc import spoke_start
 from helpers.isc.channel import Channel
 from helpers.isc.control import (
     CONTROL_ADAPTER, Confinement, ControlMessage, SpawnRequest, Spawned, SpokeExited, SpokeProfile,
-    ZygoteReady,
+    ZygoteReady, ZygoteStart,
 )
 from helpers.isc.framing import FrameDecoder, encode_frame
 from helpers.isc.messages import ErrorMessage, SandboxReport
@@ -51,6 +51,33 @@ USERNS_WARNING = (
 LANDLOCK_WARNING = (
     "WARNING: this kernel has no Landlock (Linux >= 5.13 with 'landlock' in the LSM list): "
     "spokes run WITHOUT filesystem confinement; seccomp, rlimits and the private mount view still apply.")
+
+
+@dataclass(frozen=True)
+class SpokeProgram:
+    """What the zygote runs as a spoke, named as data: ``entry`` is called in each new spoke with
+    its channel's fd; ``preload`` is imported once in the zygote so a spoke starts in milliseconds.
+    Only trusted project and library modules belong here: the zygote imports them before any
+    fork, so they sit in every spoke's memory."""
+
+    entry: str
+    preload: tuple[str, ...]
+
+
+# The spoke program (spoke/spoke.py). Named, not imported: helpers/ never imports spoke/
+# (ARCHITECTURE.md, "Trust domains"); the hub's launcher tells the zygote what to run.
+SPOKE_PROGRAM = SpokeProgram(
+    entry="spoke.spoke:run_spoke",
+    preload=(
+        "json", "asyncio", "threading", "contextlib", "io", "traceback", "base64",
+        "pydantic", "jsonschema",
+        "langchain_core.messages", "langchain_core.tools", "langchain_core.language_models",
+        "helpers.isc.channel", "helpers.sandbox.confine", "spoke.spoke", "spoke.tools",
+        "helpers.llm.hub_model",
+        # the Google apps' client stack (pure Python; imported once here instead of in every spoke)
+        "httplib2", "googleapiclient.discovery", "googleapiclient.errors", "google_auth_httplib2",
+        "google.oauth2.credentials", "google.auth.credentials",
+    ))
 
 
 @dataclass
@@ -87,10 +114,13 @@ def describe_exit(exit: SpokeExited | None) -> str:
 
 
 class SpokeLauncher:
-    def __init__(self, network_namespace: bool = True, user_namespaces: bool | None = None) -> None:
+    def __init__(self, network_namespace: bool = True, user_namespaces: bool | None = None,
+                 program: SpokeProgram = SPOKE_PROGRAM) -> None:
         """``user_namespaces``: for a hub that is not root, None probes whether the system allows
-        them; False forces the fallback (Landlock, seccomp, rlimits only), to see what it leaves."""
+        them; False forces the fallback (Landlock, seccomp, rlimits only), to see what it leaves.
+        ``program``: what the zygote preloads and runs in each spoke."""
         self.network_namespace = network_namespace
+        self.program = program
         self.landlock_abi = landlock.abi_version()
         self.per_app_uids = os.geteuid() == 0  # root: each app's spoke runs as a uid of its own
         # Not root: build the same view in a user namespace, where the system allows it.
@@ -127,6 +157,7 @@ class SpokeLauncher:
             start_new_session=True)  # the terminal's Ctrl-C is for the hub, not for the zygote
         zygote_end.close()
         self._ctl = hub_end
+        hub_end.sendall(encode_frame(ZygoteStart(preload=list(self.program.preload)).model_dump_json().encode()))
         try:
             self.zygote_ready = self._next_control(time.monotonic() + ZYGOTE_START_TIMEOUT, ZygoteReady)
         except TimeoutError as exc:
@@ -206,7 +237,7 @@ class SpokeLauncher:
         spoke_start.send(hub_end, ConfineRequest(confinement=spec))
         with self._lock:
             self._serial += 1
-            request = SpawnRequest(serial=self._serial)
+            request = SpawnRequest(serial=self._serial, entry=self.program.entry)
             frame = encode_frame(request.model_dump_json().encode())
             self._ctl.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                          spoke_end.fileno().to_bytes(4, sys.byteorder, signed=True))])

@@ -1,7 +1,7 @@
 """The ``sandbox`` app: runs a string of Python code inside its spoke.
 
 It is an ordinary app (same launcher, same policy, same broker), used by
-``python -m helpers.sandbox.sandbox`` and by the escape battery, so that an
+``python -m hub.sandbox_cli`` and by the escape battery, so that an
 escape attempt faces exactly what a real app's code would face. The code gets
 one name from outside, ``hub``: the app's ``SpokeOperator``.
 """

@@ -7,8 +7,10 @@ data) and a fresh interpreter, so nothing of the hub's memory is ever copied
 into an app. It runs no app code itself: app modules are imported only in a
 spoke, after the spoke has confined itself. It must never parse anything
 app-specific either: every spoke is forked from its heap, so whatever it read
-about app A (a setting, a data path) would be in app B's memory. A spawn request
-is a serial number and a socket; the spoke learns its confinement and profile
+about app A (a setting, a data path) would be in app B's memory. What it preloads
+and what a spoke runs are named by the hub (``zygote_start``, then each spawn
+request's entry, the same for every app); a spawn request is that, a serial
+number and a socket; the spoke learns its confinement and profile
 from the hub on that socket, after the fork (``helpers.isc.spoke_start``). It
 dies with the hub, and its spokes die with it.
 """
@@ -26,22 +28,11 @@ import socket
 import sys
 import time
 
-from helpers.isc.control import CONTROL_ADAPTER, SpawnRequest, Spawned, SpokeExited, ZygoteReady
+from helpers.isc.control import CONTROL_ADAPTER, SpawnRequest, Spawned, SpokeExited, ZygoteReady, ZygoteStart
 from helpers.isc.framing import FrameDecoder, encode_frame
 
 CONTROL_FD = 3  # the control socket, passed by the launcher
 SPOKE_FD = 3    # in a spoke, its channel to the hub
-# Trusted libraries every spoke uses; imported here once so a spoke starts in milliseconds.
-PRELOAD = (
-    "json", "asyncio", "threading", "contextlib", "io", "traceback", "base64",
-    "pydantic", "jsonschema",
-    "langchain_core.messages", "langchain_core.tools", "langchain_core.language_models",
-    "helpers.isc.channel", "helpers.sandbox.confine", "spoke.spoke", "spoke.tools",
-    "helpers.llm.hub_model",
-    # the Google apps' client stack (pure Python; imported once here instead of in every spoke)
-    "httplib2", "googleapiclient.discovery", "googleapiclient.errors", "google_auth_httplib2",
-    "google.oauth2.credentials", "google.auth.credentials",
-)
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -57,23 +48,38 @@ def main() -> None:
     _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the hub
     if os.getppid() != parent:
         os._exit(1)
+    ctl = socket.socket(fileno=CONTROL_FD)
+    decoder = FrameDecoder()
+    start = _first_message(ctl, decoder)
     started = time.perf_counter()
-    for name in PRELOAD:
+    for name in start.preload:
         importlib.import_module(name)
     # Move everything imported so far out of the collector's reach: spokes then share these
     # pages with the zygote instead of copying them when the collector touches them.
     gc.collect()
     gc.freeze()
-    ctl = socket.socket(fileno=CONTROL_FD)
     _send(ctl, ZygoteReady(pid=os.getpid(), preload_ms=(time.perf_counter() - started) * 1000))
-    _serve(ctl, parent)
+    _serve(ctl, decoder)
 
 
-def _serve(ctl: socket.socket, hub_pid: int) -> None:
+def _first_message(ctl: socket.socket, decoder: FrameDecoder) -> ZygoteStart:
+    """The hub's ``zygote_start``, read before anything is preloaded or forked."""
+    while True:
+        data = ctl.recv(65536)
+        if not data:
+            os._exit(0)  # the hub is gone before it said anything
+        frames = decoder.feed(data)
+        if frames:
+            message = CONTROL_ADAPTER.validate_json(frames[0])  # the hub is trusted; a bad frame is a bug
+            if not isinstance(message, ZygoteStart) or len(frames) > 1:
+                raise RuntimeError(f"zygote: expected zygote_start first, got {message!r}")
+            return message
+
+
+def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    decoder = FrameDecoder()
     fds: list[int] = []
     children: set[int] = set()
     while True:
@@ -109,7 +115,7 @@ def _serve(ctl: socket.socket, hub_pid: int) -> None:
             spoke_fd = fds.pop(0)
             pid = os.fork()
             if pid == 0:
-                _become_spoke(ctl, (wake_r, wake_w), spoke_fd)
+                _become_spoke(ctl, (wake_r, wake_w), spoke_fd, request.entry)
             os.close(spoke_fd)
             children.add(pid)
             _send(ctl, Spawned(serial=request.serial, pid=pid))
@@ -130,8 +136,9 @@ def _reap(ctl: socket.socket, children: set[int]) -> None:
             signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None))
 
 
-def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int) -> None:
-    """In the forked child: never returns."""
+def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int, entry: str) -> None:
+    """In the forked child: run the spoke program the hub named (``module:function``, called
+    with the channel's fd and the zygote's pid); never returns."""
     code = 70
     try:
         signal.set_wakeup_fd(-1)
@@ -146,8 +153,8 @@ def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int) -> N
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.closerange(SPOKE_FD + 1, os.sysconf("SC_OPEN_MAX"))
-        from spoke.spoke import run_spoke
-        code = run_spoke(SPOKE_FD, zygote_pid=os.getppid())
+        module, _, function = entry.partition(":")
+        code = getattr(importlib.import_module(module), function)(SPOKE_FD, zygote_pid=os.getppid())
     except BaseException:  # noqa: BLE001 - a spoke must never fall back into the zygote loop
         code = 70
     finally:

@@ -25,7 +25,7 @@ RESERVED_APP_NAMES: dict[str, str] = {
     "memory": "the hub's memory upkeep (LLM calls)",
     "vanillagpt": "VanillaGPT's memory namespace",
     "secgpt": "the system itself, as answers and dialogs name it",
-    "sandbox": "the sandbox command line's own app (python -m helpers.sandbox.sandbox)",
+    "sandbox": "the sandbox command line's own app (python -m hub.sandbox_cli)",
 }
 
 # Cyrillic and Greek letters that look like Latin ones (lower case: names are case folded first).
