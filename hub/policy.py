@@ -30,6 +30,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pydantic import JsonValue
+
 from helpers.isc.messages import PlanStep
 from helpers.permission.prompt import PermissionRequest, shown
 from helpers.permission.store import pair_key
@@ -141,16 +143,16 @@ class Policy(ABC):
 
     @abstractmethod
     def call(self, ctx: QueryContext, state: SpokeState, target: str, functionality: str,
-             request: dict) -> tuple[int | None, Decision]:
+             request: dict[str, JsonValue]) -> tuple[int | None, Decision]:
         """The planned step this call is (None: not one), and the decision."""
 
     @abstractmethod
     def handoff(self, ctx: QueryContext, state: SpokeState, target: str, functionality: str,
-                response, step: int | None) -> Decision: ...
+                response: JsonValue, step: int | None) -> Decision: ...
 
     @abstractmethod
     def flows(self, ctx: QueryContext, state: SpokeState, target: str, functionality: str,
-              request: dict, step: int | None) -> list[Ask]: ...
+              request: dict[str, JsonValue], step: int | None) -> list[Ask]: ...
 
     @staticmethod
     def plan_outcome(review: PlanReview, first_allowed: bool,
@@ -174,7 +176,8 @@ class Policy(ABC):
                 for s in steps]
 
     @abstractmethod
-    def own_call(self, ctx: QueryContext, state: SpokeState, functionality: str, request: dict) -> Decision:
+    def own_call(self, ctx: QueryContext, state: SpokeState, functionality: str,
+                 request: dict[str, JsonValue]) -> Decision:
         """A tool call of the spoke's own app, in an LLM reply the hub brokers for that spoke."""
 
     def record(self, state: SpokeState, ask: Ask, allowed: bool) -> None:
@@ -254,7 +257,8 @@ class FaithfulPolicy(Policy):
             ctx.user, app, "data", f"{app} asks for your remembered details: {', '.join(sorted(entities))}",
             expected=False))
 
-    def own_call(self, ctx: QueryContext, state: SpokeState, functionality: str, request: dict) -> Decision:
+    def own_call(self, ctx: QueryContext, state: SpokeState, functionality: str,
+                 request: dict[str, JsonValue]) -> Decision:
         """The paper's architecture: an app's spoke runs its own functionalities unchecked."""
         return ALLOW
 
@@ -282,7 +286,7 @@ class FaithfulPolicy(Policy):
             expected=True, functionalities=(functionality,)), keep=True, refuse=True)
 
     def call(self, ctx: QueryContext, state: SpokeState, target: str, functionality: str,
-             request: dict) -> tuple[int | None, Decision]:
+             request: dict[str, JsonValue]) -> tuple[int | None, Decision]:
         step = self.step_of(state, functionality, request)
         if functionality in state.refused:
             return step, Deny(f"the user did not allow using {target}")
@@ -307,11 +311,11 @@ class FaithfulPolicy(Policy):
         return step, Ask(PermissionRequest(ctx.user, key, "exec", details, expected=False,
                                            functionalities=(functionality,), warning=warning))
 
-    def step_of(self, state: SpokeState, functionality: str, request: dict) -> int | None:
+    def step_of(self, state: SpokeState, functionality: str, request: dict[str, JsonValue]) -> int | None:
         """The unused planned step this call is, if any. A value the plan takes from step k's
         result must be made of words of the answer of step k's app that the hub handed to this
         spoke (unverifiable, and accepted, only when step k is the caller's own app)."""
-        def from_result(k: int, actual) -> bool:
+        def from_result(k: int, actual: object) -> bool:
             if not 0 < k <= len(state.planned):
                 return False
             source = self.owner.get(state.planned[k - 1].name)
@@ -329,7 +333,7 @@ class FaithfulPolicy(Policy):
         return unknown(state.planned[step].input, ctx.known)
 
     def handoff(self, ctx: QueryContext, state: SpokeState, target: str, functionality: str,
-                response, step: int | None) -> Decision:
+                response: JsonValue, step: int | None) -> Decision:
         """Collab permission before ``target``'s answer reaches the calling app (the routing
         spoke is no app: its flows are ``flows``)."""
         if state.app == ROUTING:
@@ -340,7 +344,7 @@ class FaithfulPolicy(Policy):
             expected=step is not None and not self.suspect(ctx, state, step), functionalities=(functionality,)))
 
     def flows(self, ctx: QueryContext, state: SpokeState, target: str, functionality: str,
-              request: dict, step: int | None) -> list[Ask]:
+              request: dict[str, JsonValue], step: int | None) -> list[Ask]:
         """The routing spoke is not an app, so its calls have no collab step; but once an app
         has answered it, that answer is in its LLM's context and may be forwarded. When a
         request carries data from an earlier answer of another app (``hub.dataflow``: best

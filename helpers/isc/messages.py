@@ -164,6 +164,8 @@ class MemoryResponse(_Msg):
 
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+BodyEncoding = Literal["utf-8", "base64"]
+_HTTP_METHOD: TypeAdapter[HttpMethod] = TypeAdapter(HttpMethod)
 
 
 class HttpRequest(_Msg):
@@ -173,17 +175,18 @@ class HttpRequest(_Msg):
     url: Annotated[str, Field(max_length=8192)]
     headers: dict[str, Annotated[str, Field(max_length=8192)]] = Field(default_factory=dict)
     body: Text | None = None
-    body_encoding: Literal["utf-8", "base64"] = "utf-8"
+    body_encoding: BodyEncoding = "utf-8"
 
 
 def http_request(request_id: int, method: str, url: str, headers: dict[str, str] | None = None,
                  body: bytes | str | None = None) -> HttpRequest:
     """An app's HTTP call as a message; bytes travel base64-encoded."""
-    encoding = "utf-8"
+    encoding: BodyEncoding = "utf-8"
     if isinstance(body, bytes):
         body, encoding = base64.b64encode(body).decode(), "base64"
-    return HttpRequest(id=request_id, method=method.upper(), url=url, headers=headers or {}, body=body,
-                       body_encoding=encoding)
+    # App code names the method: an unknown one fails here, as it would in the model itself.
+    return HttpRequest(id=request_id, method=_HTTP_METHOD.validate_python(method.upper()), url=url,
+                       headers=headers or {}, body=body, body_encoding=encoding)
 
 
 class HttpResponse(_Msg):
@@ -192,7 +195,7 @@ class HttpResponse(_Msg):
     status: Annotated[int, Field(ge=100, le=599)]
     headers: dict[str, str]
     body: str
-    body_encoding: Literal["utf-8", "base64"] = "utf-8"
+    body_encoding: BodyEncoding = "utf-8"
 
 
 # --- life cycle and errors -----------------------------------------------------
@@ -265,13 +268,9 @@ def parse_message(payload: bytes) -> Message:
         first = errors[0] if errors else {"type": "?", "msg": "invalid", "loc": ()}
         code: ErrorCode = "bad_json" if first["type"] == "json_invalid" else "bad_message"
         where = ".".join(str(p) for p in first.get("loc", ())) or "message"
-        return _raise(code, f"{where}: {first['msg']}"[:500])
+        raise MessageError(code, f"{where}: {first['msg']}"[:500]) from exc
     except (RecursionError, MemoryError, UnicodeError) as exc:  # pragma: no cover - defensive
-        return _raise("bad_json", f"unparseable frame ({type(exc).__name__})")
-
-
-def _raise(code: ErrorCode, detail: str):
-    raise MessageError(code, detail)
+        raise MessageError("bad_json", f"unparseable frame ({type(exc).__name__})") from exc
 
 
 def dump_message(message: Message) -> bytes:

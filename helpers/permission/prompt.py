@@ -54,7 +54,7 @@ MAX_QUESTIONS_PER_QUERY = 8
 VALUE_LIMIT = 240
 
 
-def shown(value, limit: int = VALUE_LIMIT) -> str:
+def shown(value: object, limit: int = VALUE_LIMIT) -> str:
     """``value`` as a dialog shows it: JSON unless it is text, on one line (a newline in it
     cannot start a fake line of the dialog), cut to ``limit`` characters, inert for the terminal."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
@@ -100,7 +100,11 @@ def dialog_text(request: PermissionRequest) -> str:
     return safe_text("\n".join(lines))  # details quote app output: no escape sequence may reach the terminal
 
 
-def _same(request: PermissionRequest) -> tuple:
+# (user, key, category, functionalities): an operation whatever its input.
+_Operation = tuple[str, str, Category, tuple[str, ...]]
+
+
+def _same(request: PermissionRequest) -> _Operation:
     """What a refusal stands for: the same operation by the same app, whatever its input."""
     return request.user, request.key, request.category, request.functionalities
 
@@ -136,7 +140,7 @@ class PermissionManager:
         self.max_questions = max_questions
         self.asked = 0    # questions put to the user in this query
         self.capped = 0   # operations refused without asking in this query, past the cap
-        self._refusals: set[tuple] = set()  # unexpected operations the user refused in this query
+        self._refusals: set[_Operation] = set()  # unexpected operations the user refused in this query
         self._lock = threading.RLock()
 
     def begin_query(self) -> None:

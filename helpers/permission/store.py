@@ -41,10 +41,14 @@ CATEGORIES: tuple[Category, ...] = ("exec", "data", "collab")
 SCOPES: tuple[Scope, ...] = ("one_time", "session", "permanent")
 
 
-class _Grants(RootModel[dict[str, dict[str, dict[Category, Scope]]]]):
+# {user: {key: {category: scope}}}
+Grants = dict[str, dict[str, dict[Category, Scope]]]
+
+
+class _Grants(RootModel[Grants]):
     @field_validator("root")
     @classmethod
-    def _keys(cls, value: dict) -> dict:
+    def _keys(cls, value: Grants) -> Grants:
         for user, apps in value.items():
             for key in apps:
                 whole, _, functionality = key.partition(":")
@@ -58,9 +62,6 @@ class _Grants(RootModel[dict[str, dict[str, dict[Category, Scope]]]]):
 
 def _name(part: str) -> bool:
     return bool(part) and part.replace("_", "").isalnum()
-
-
-Grants = dict[str, dict[str, dict[str, str]]]
 
 
 def pair_key(caller: str, callee: str) -> str:
@@ -101,7 +102,7 @@ class PermissionStore:
                 f"or move it aside (mv {self.path} {self.path}.bad) to start with no grants") from exc
 
     def scope(self, user: str, key: str, category: Category) -> Scope | None:
-        return self.load().get(user, {}).get(key, {}).get(category)  # type: ignore[return-value]
+        return self.load().get(user, {}).get(key, {}).get(category)
 
     # --- changing ----------------------------------------------------------------------------------
     def grant(self, user: str, key: str, category: Category, scope: Scope,
@@ -118,7 +119,7 @@ class PermissionStore:
 
     def revoke(self, user: str, key: str, category: Category | None = None) -> bool:
         """Revoke ``key``'s grants; an app or pair key takes its functionality-bound grants with it."""
-        found = []
+        found: list[Category] = []
 
         def change(grants: Grants) -> None:
             entries = grants.get(user, {})
@@ -140,7 +141,7 @@ class PermissionStore:
         narrowest scope found is returned; one-time grants are used up."""
         def find(grants: Grants) -> list[str] | None:
             entries = grants.get(user, {})
-            keys = []
+            keys: list[str] = []
             for f in functionalities or (None,):
                 found = next((k for k in _candidates(key, f) if category in entries.get(k, {})), None)
                 if found is None:
@@ -155,7 +156,7 @@ class PermissionStore:
             if keys is None:
                 return
             entries = grants[user]
-            used.append(min((entries[k][category] for k in keys), key=SCOPES.index))  # type: ignore[arg-type]
+            used.append(min((entries[k][category] for k in keys), key=SCOPES.index))
             for k in keys:
                 if entries[k][category] == "one_time":
                     del entries[k][category]

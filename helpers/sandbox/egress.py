@@ -29,6 +29,8 @@ import tldextract
 ALLOWED_SCHEMES = ("https", "http")
 DEFAULT_PORTS = {"https": 443, "http": 80}
 PORTLESS_ENTRY_PORTS = frozenset(DEFAULT_PORTS.values())  # what an entry without a port admits
+# An app's allowed entries: a collection of entries, never one string (that would be its letters).
+AllowedEntries = frozenset[str] | set[str] | tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,9 @@ def normalize_allowed(entry: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _entries(allowed) -> set[tuple[str, int | None]]:
+def _entries(allowed: AllowedEntries) -> set[tuple[str, int | None]]:
     """The app's entries as (host, port), ignoring any that cannot be read (they admit nothing)."""
-    found = set()
+    found: set[tuple[str, int | None]] = set()
     for entry in allowed:
         try:
             found.add(split_entry(entry))
@@ -112,13 +114,13 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-def exact_hosts(allowed) -> frozenset[str]:
+def exact_hosts(allowed: AllowedEntries) -> frozenset[str]:
     """The entries matched exactly (IP literals, single labels such as localhost), which the
     app may reach even though they are not public addresses."""
     return frozenset(host for host, _ in _entries(allowed) if _is_ip(host) or "." not in host)
 
 
-def check(url: str, allowed: frozenset[str] | set[str] | tuple[str, ...]) -> EgressDecision:
+def check(url: str, allowed: AllowedEntries) -> EgressDecision:
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a malformed port

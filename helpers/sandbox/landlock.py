@@ -71,13 +71,14 @@ def _handled_fs(abi: int) -> int:
     return FS_BY_ABI.get(abi, FS_BY_ABI[5])
 
 
-def restrict(read_only: Iterable[Path], read_write: Iterable[Path]) -> int:
+def restrict(read_only: Iterable[str | Path], read_write: Iterable[str | Path]) -> int:
     """Confine this process to the given paths; deny all TCP; scope signals and
     abstract Unix sockets to itself. Returns the ABI used (0: not applied)."""
+    numbers = _numbers()
     abi = abi_version()
-    if abi == 0:
+    if numbers is None or abi == 0:
         return 0
-    create, add_rule, restrict_self = _numbers()  # type: ignore[misc]
+    create, add_rule, restrict_self = numbers
     handled_fs = _handled_fs(abi)
     attr = _RulesetAttr(handled_access_fs=handled_fs,
                         handled_access_net=(NET_BIND_TCP | NET_CONNECT_TCP) if abi >= 4 else 0,

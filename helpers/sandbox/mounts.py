@@ -49,9 +49,13 @@ def unshare(flags: int) -> None:
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+    _check(_libc.mount(_encode(source), _encode(target), _encode(fstype), ctypes.c_ulong(flags), _encode(data)),
            f"mount {target}")
+
+
+def _encode(text: str | None) -> bytes | None:
+    """A C string argument (None: a null pointer)."""
+    return text.encode() if text is not None else None
 
 
 def traversable(path: Path, uid: int, gid: int) -> bool:
@@ -71,11 +75,12 @@ def blocking_ancestor(path: Path, uid: int, gid: int) -> Path | None:
     return None
 
 
-def build_view(read_only: Iterable[Path], read_write: Iterable[Path], masked: Iterable[Path],
+def build_view(read_only: Iterable[str | Path], read_write: Iterable[str | Path], masked: Iterable[str | Path],
                uid: int, gid: int) -> None:
     """Enter a private mount namespace and shape it (see the module docstring)."""
-    read_only, read_write = [Path(p) for p in read_only], [Path(p) for p in read_write]
-    needed = [p for p in [*read_only, *read_write] if p.exists()]
+    # As paths: ``p not in writable`` below must compare paths, never a path with a string.
+    readable, writable = [Path(p) for p in read_only], [Path(p) for p in read_write]
+    needed = [p for p in [*readable, *writable] if p.exists()]
     covers = {Path(m) for m in masked if Path(m).is_dir()}
     covers |= {a for p in needed if (a := blocking_ancestor(p, uid, gid)) is not None}
     # Keep only outermost covers; a cover inside another is handled by the outer one.
@@ -94,7 +99,7 @@ def build_view(read_only: Iterable[Path], read_write: Iterable[Path], masked: It
             for p, fd in handles.items():
                 _make_mountpoint(cover, p, is_dir=stat.S_ISDIR(os.fstat(fd).st_mode))
                 _mount(f"/proc/self/fd/{fd}", str(p), None, MS_BIND | MS_REC)
-                if p not in read_write:
+                if p not in writable:
                     _mount(None, str(p), None,
                            MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | _kept_flags(p))
             _mount(None, str(cover), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Mapping
 
 MAX_OUTPUT = 256 * 1024
 
 
-def run_code(request: dict, hub) -> dict:
+def run_code(request: Mapping[str, object], hub: object) -> dict[str, str | None]:
     code = request.get("code")
     if not isinstance(code, str):
         raise TypeError("run_code needs a 'code' string")
     out = io.StringIO()
-    error_type = error = None
+    error_type: str | None = None
+    error: str | None = None
     with contextlib.redirect_stdout(out):
         try:
             exec(compile(code, "<sandbox>", "exec"), {"__name__": "__sandbox__", "hub": hub})  # noqa: S102
