@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
+from typing import TypeVar
 from dataclasses import dataclass, field
 
 from helpers.configs import paths
@@ -32,13 +33,16 @@ from helpers.isc.control import (
     CONTROL_ADAPTER, Confinement, ControlMessage, SpawnRequest, Spawned, SpokeExited, SpokeProfile,
     ZygoteReady, ZygoteStart,
 )
-from helpers.isc.framing import FrameDecoder, encode_frame
+from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
 from helpers.isc.messages import ErrorMessage, SandboxReport
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
 from helpers.sandbox import app_dirs, landlock, mounts
 from helpers.sandbox.policy import SpokePolicy, spoke_identity, zygote_environment
 from helpers.sandbox.zygote import CONTROL_FD
 from helpers.utilities.errors import ProtocolError, SandboxError, SpokeError
+
+_Start = TypeVar("_Start", SpokeConfined, SpokeReady)
+_Control = TypeVar("_Control", Spawned, ZygoteReady)
 
 ZYGOTE_START_TIMEOUT = 120.0
 SPAWN_TIMEOUT = 30.0
@@ -127,13 +131,13 @@ class SpokeLauncher:
         self.user_namespaces = (not self.per_app_uids and user_namespaces is not False
                                 and mounts.user_namespaces_work())
         self._uid_owner: dict[int, str] = {}
-        self._zygote: subprocess.Popen | None = None
+        self._zygote: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
         self._decoder = FrameDecoder()
         self._exits: dict[int, SpokeExited] = {}
         self._spawned: deque[Spawned] = deque()
         self._pending: deque[ControlMessage] = deque()
-        self._confinements: dict[tuple, Confinement] = {}
+        self._confinements: dict[tuple[object, ...], Confinement] = {}
         self._serial = 0
         self._lock = threading.RLock()
         self.zygote_ready: ZygoteReady | None = None
@@ -180,7 +184,7 @@ class SpokeLauncher:
     def __enter__(self) -> "SpokeLauncher":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -275,7 +279,7 @@ class SpokeLauncher:
         return confined
 
     @staticmethod
-    def _expect(message: spoke_start.StartMessage, kind: type):
+    def _expect(message: spoke_start.StartMessage, kind: type[_Start]) -> _Start:
         if isinstance(message, ErrorMessage):
             raise SpokeError(message.message)
         if not isinstance(message, kind):
@@ -328,7 +332,7 @@ class SpokeLauncher:
                     return spawned
             self._pump(deadline)
 
-    def _next_control(self, deadline: float, kind: type) -> ControlMessage:
+    def _next_control(self, deadline: float, kind: type[_Control]) -> _Control:
         while True:
             message = self._read_control(deadline)
             if isinstance(message, kind):
@@ -355,13 +359,19 @@ class SpokeLauncher:
             self._spawned.append(message)
 
     def _read_control(self, deadline: float) -> ControlMessage:
+        ctl = self._ctl
+        if ctl is None:
+            raise SandboxError("the spoke launcher is not started")
         while not self._pending:
             remaining = deadline - time.monotonic()
-            if not select.select([self._ctl], [], [], max(remaining, 0.0))[0]:
+            if not select.select([ctl], [], [], max(remaining, 0.0))[0]:
                 raise TimeoutError("the zygote did not answer in time")
-            data = self._ctl.recv(65536)
+            data = ctl.recv(65536)
             if not data:
                 code = self._zygote.poll() if self._zygote else None
                 raise SandboxError(f"the zygote exited (status {code}); see the messages above")
-            self._pending.extend(CONTROL_ADAPTER.validate_json(f) for f in self._decoder.feed(data))
+            for frame in self._decoder.feed(data):
+                if isinstance(frame, FrameTooLarge):  # the zygote is trusted: this is a bug, said plainly
+                    raise SandboxError(f"the zygote sent an oversized control frame ({frame.size} bytes)")
+                self._pending.append(CONTROL_ADAPTER.validate_json(frame))
         return self._pending.popleft()

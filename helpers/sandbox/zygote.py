@@ -28,15 +28,17 @@ import socket
 import sys
 import time
 
-from helpers.isc.control import CONTROL_ADAPTER, SpawnRequest, Spawned, SpokeExited, ZygoteReady, ZygoteStart
-from helpers.isc.framing import FrameDecoder, encode_frame
+from helpers.isc.control import (
+    CONTROL_ADAPTER, ControlMessage, SpawnRequest, Spawned, SpokeExited, ZygoteReady, ZygoteStart,
+)
+from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
 
 CONTROL_FD = 3  # the control socket, passed by the launcher
 SPOKE_FD = 3    # in a spoke, its channel to the hub
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _send(ctl: socket.socket, message) -> None:
+def _send(ctl: socket.socket, message: ControlMessage) -> None:
     ctl.sendall(encode_frame(message.model_dump_json().encode()))
 
 
@@ -70,10 +72,17 @@ def _first_message(ctl: socket.socket, decoder: FrameDecoder) -> ZygoteStart:
             os._exit(0)  # the hub is gone before it said anything
         frames = decoder.feed(data)
         if frames:
-            message = CONTROL_ADAPTER.validate_json(frames[0])  # the hub is trusted; a bad frame is a bug
+            message = _control(frames[0])
             if not isinstance(message, ZygoteStart) or len(frames) > 1:
                 raise RuntimeError(f"zygote: expected zygote_start first, got {message!r}")
             return message
+
+
+def _control(frame: bytes | FrameTooLarge) -> ControlMessage:
+    """A frame from the hub, which is trusted: a bad one is a bug, and stops the zygote loudly."""
+    if isinstance(frame, FrameTooLarge):
+        raise RuntimeError(f"zygote: control frame of {frame.size} bytes is over the limit")
+    return CONTROL_ADAPTER.validate_json(frame)
 
 
 def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
@@ -83,7 +92,7 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
     fds: list[int] = []
     children: set[int] = set()
     while True:
-        readable, _, _ = select.select([ctl, wake_r], [], [])
+        readable, _, _ = select.select([ctl.fileno(), wake_r], [], [])
         if wake_r in readable:
             while True:
                 try:
@@ -92,7 +101,7 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
                 except BlockingIOError:
                     break
             _reap(ctl, children)
-        if ctl not in readable:
+        if ctl.fileno() not in readable:
             continue
         try:
             data, ancdata, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(16 * array.array("i").itemsize))
@@ -108,7 +117,7 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
                 os.kill(pid, signal.SIGKILL)
             os._exit(0)
         for frame in decoder.feed(data):
-            request = CONTROL_ADAPTER.validate_json(frame)  # the hub is trusted; a bad frame is a bug
+            request = _control(frame)
             # (a serial number: nothing about the app, whose setup the spoke reads after the fork)
             if not isinstance(request, SpawnRequest) or not fds:
                 raise RuntimeError(f"zygote: unexpected control message {request!r}")
@@ -162,4 +171,4 @@ def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int, entr
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
