@@ -83,6 +83,14 @@ class AppManifest(BaseModel):
                              f"{MAX_REQUEST_TIMEOUT_S:g} s; lower it")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_annotation(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "annotation" in data:
+            raise ValueError(f"annotation: an annotation app's text lives in specifications/{data.get('name')}.json "
+                             "as \"annotation_text\", next to its \"description\"; move both there")
+        return data
+
     @model_validator(mode="after")
     def _one_description(self) -> "AppManifest":
         if self.module and not self.description:
