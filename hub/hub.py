@@ -69,7 +69,8 @@ class Hub:
         self.permissions = PermissionManager(self.store, consent, read, write, on_decision=self._decided)
         self._memory_backend = MemoryBackend(redis_url)
         self.audit = AuditLog.in_dir(paths.audit_dir())
-        self._audit_start = self.audit.path.stat().st_size  # the day's log may hold earlier sessions
+        # Where this session's part of the audit log starts: the day's log may hold earlier sessions.
+        self._audit_start = self.audit.path.stat().st_size if self.audit.path else 0
         self._permission_log: list[PermissionRecord] = []
         # A launcher passed in is shared (e.g. by a benchmark) and stays running after close().
         self._owns_launcher = launcher is None
@@ -132,6 +133,8 @@ class Hub:
         """Read from this session's part of the audit log, where the hub records every
         ``llm_request`` a spoke sent (as far as the app's audit budget let it be kept)."""
         contexts: dict[str, list[str]] = {}
+        if self.audit.path is None:
+            return contexts
         with open(self.audit.path, "rb") as log:
             log.seek(self._audit_start)
             for line in log:

@@ -6,6 +6,7 @@ the spokes' LLM contexts, each system with its own values."""
 from __future__ import annotations
 
 import inspect
+import json
 from contextlib import closing
 
 import pytest
@@ -129,3 +130,18 @@ def test_grants_and_revoke_through_the_interface(launcher, data_dir):
         assert not session.revoke("metro_hail")
     with _make("VanillaGPT", launcher) as vanilla:
         assert vanilla.grants() == {} and not vanilla.revoke("metro_hail")
+
+
+@pytest.mark.parametrize("system", ["SecGPT", "VanillaGPT"])
+def test_the_chats_perms_command_asks_the_session(launcher, data_dir, capsys, system):
+    from helpers.utilities.chat_cli import Chat, _command, parser
+    (data_dir / "perm.json").write_text(json.dumps({"0": {"metro_hail": {"exec": "permanent"}}}))
+    chat = Chat(system, parser("chat", "chat").parse_args([]), interactive=False)
+    with _make(system, launcher) as session:
+        for line in ("/perms", "/perms revoke metro_hail data", "/perms revoke metro_hail exec", "/perms"):
+            _command(chat, session, line)
+    shown = capsys.readouterr().out.splitlines()
+    if system == "SecGPT":
+        assert shown == ["metro_hail: exec=permanent", "no such permission", "revoked", "no stored permissions"]
+    else:
+        assert shown == ["VanillaGPT has no permission system: every app can use everything."] * 4

@@ -44,12 +44,12 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
         rows = []
         with Hub(llm, consent="all", launcher=launcher) as secgpt, VanillaGPT(llm) as vanilla, \
                 Hub(llm, user_id="strict", consent="all", launcher=launcher, isolation="strict") as strict:
-            systems = {"SecGPT": secgpt, "VanillaGPT": vanilla, "SecGPT-strict": strict}
+            systems: dict[str, Session] = {"SecGPT": secgpt, "VanillaGPT": vanilla, "SecGPT-strict": strict}
             for i, (kind, query) in enumerate(queries):
                 row = {"kind": kind, "query": query}
                 order = SYSTEMS[i % len(SYSTEMS):] + SYSTEMS[:i % len(SYSTEMS)]  # each goes first in turn
                 for name in order:
-                    session: Session = systems[name]
+                    session = systems[name]
                     before = session.stats()
                     started = time.perf_counter()
                     answer = session.answer(query)

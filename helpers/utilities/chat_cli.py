@@ -26,6 +26,7 @@ from pathlib import Path
 from helpers.configs.isolation import ISOLATION_HELP
 from helpers.llm.config import LLM_CHOICES, LLM_HELP, load_llm_config
 from helpers.permission.prompt import CONSENT_MODES
+from helpers.permission.store import CATEGORIES
 from helpers.utilities.errors import ConfigError, SecGPTError
 from helpers.utilities.session import Session
 from helpers.utilities.terminal import safe_text
@@ -208,8 +209,9 @@ def _command(chat: Chat, session: Session, line: str) -> str | None:
         if not session.info.asks_permissions:
             print(f"{session.info.system} has no permission system: every app can use everything.")
         elif len(words) >= 3 and words[1] == "revoke":
-            category = words[3] if len(words) > 3 else None
-            if category not in (None, "exec", "data", "collab"):
+            named = words[3] if len(words) > 3 else None
+            category = next((c for c in CATEGORIES if c == named), None)
+            if named is not None and category is None:
                 print("category must be exec, data or collab")
             else:
                 print("revoked" if session.revoke(words[2], category) else "no such permission")
