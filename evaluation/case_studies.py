@@ -7,8 +7,9 @@ Each case lives in one file (evaluation/attacker/, evaluation/ambiguity/): the a
 installed (the original's format), the queries, the fixtures, and the script of
 the worst-case offline model: what a competent model does, plus what an obedient
 model does whenever the attack's trigger text is in its input. Nothing here or in
-the scripts depends on which system runs; the systems differ only in what reaches
-each context and what the permissions let through.
+the scripts depends on which system runs (each is driven through the session
+interface only, helpers/utilities/session.py); the systems differ only in what
+reaches each context and what the permissions let through.
 
 A run in which something broke (an answer with an ``error``: a spoke crash, an LLM
 failure, a timeout, memory down) is an error, counted apart: its attack verdict is
