@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 
 from helpers.utilities.chat_cli import main_for
+from helpers.utilities.session import Session
 
 
-def _build(args, llm, chat):
+def _build(args, llm, chat) -> Session:
     from helpers.configs.isolation import isolation_mode
     from hub.hub import Hub
     return Hub(llm, user_id=args.user, consent=chat.consent, functionalities=args.functionalities,
@@ -16,7 +17,7 @@ def _build(args, llm, chat):
 
 def main(user_id: str = "0", debug: bool = False, argv: list[str] | None = None) -> int:
     """Run the chat, as the original's ``main(user_id, debug=...)``."""
-    return main_for("SecGPT", _build, __doc__, user_id, debug, argv)
+    return main_for("SecGPT", _build, __doc__, user_id, debug, argv, isolation=True)
 
 
 if __name__ == "__main__":

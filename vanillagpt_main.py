@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 
 from helpers.utilities.chat_cli import main_for
+from helpers.utilities.session import Session
 
 
-def _build(args, llm, chat):
+def _build(args, llm, chat) -> Session:
     from vanillagpt.vanillagpt import VanillaGPT
     return VanillaGPT(llm, user_id=args.user, functionalities=args.functionalities, emit=chat.emit)
 

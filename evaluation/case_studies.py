@@ -7,8 +7,9 @@ Each case lives in one file (evaluation/attacker/, evaluation/ambiguity/): the a
 installed (the original's format), the queries, the fixtures, and the script of
 the worst-case offline model: what a competent model does, plus what an obedient
 model does whenever the attack's trigger text is in its input. Nothing here or in
-the scripts depends on which system runs; the systems differ only in what reaches
-each context and what the permissions let through.
+the scripts depends on which system runs (each is driven through the session
+interface only, helpers/utilities/session.py); the systems differ only in what
+reaches each context and what the permissions let through.
 
 A run in which something broke (an answer with an ``error``: a spoke crash, an LLM
 failure, a timeout, memory down) is an error, counted apart: its attack verdict is
@@ -31,6 +32,7 @@ from helpers.configs.isolation import IsolationMode
 from helpers.llm.config import LLMConfig, canonical_llm
 from helpers.utilities.environment import scratch_data_dir
 from helpers.utilities.failures import Failure
+from helpers.utilities.session import Session
 
 EVALUATION = paths.REPO_ROOT / "evaluation"
 CASE_FILES = {1: EVALUATION / "attacker" / "app_compromise.json", 2: EVALUATION / "attacker" / "data_stealing.json",
@@ -45,6 +47,7 @@ ORIGINAL_KEYS = ("available_functionalities", "installed_functionalities", "avai
                  "installed_toolkits", "available_annotations", "enabled_annotations")
 
 Say = Callable[[str], None]
+Emit = Callable[[str, str], None]
 
 
 @dataclass
@@ -94,6 +97,22 @@ def llm_for(case: dict, choice: str, data: Path) -> LLMConfig:
     return load_llm_config("openai")
 
 
+def _secgpt(llm: LLMConfig, *, consent: str, launcher, read: Callable[[str], str], write: Say, emit: Emit,
+            isolation: IsolationMode) -> Session:
+    from hub.hub import Hub
+    return Hub(llm, consent=consent, launcher=launcher, read=read, write=write, emit=emit, isolation=isolation)
+
+
+def _vanillagpt(llm: LLMConfig, *, emit: Emit, **_: object) -> Session:
+    """The baseline: no launcher, no isolation mode, no permission to ask about (``consent``)."""
+    from vanillagpt.vanillagpt import VanillaGPT
+    return VanillaGPT(llm, emit=emit)
+
+
+# The systems a case can run on, by the name the programs and the results use.
+SYSTEMS: dict[str, Callable[..., Session]] = {"SecGPT": _secgpt, "VanillaGPT": _vanillagpt}
+
+
 def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=None,
              say: Say = lambda text: None, read: Callable[[str], str] = input,
              isolation: IsolationMode = "faithful") -> Verdict:
@@ -101,48 +120,31 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
     study = case["case_study"]
     with case_world(case) as data:
         llm = llm_for(case, llm_choice, data)
-        mode = f"isolation {isolation}, " if system == "SecGPT" else ""
-        say(f"== Case {number}: {study['name']} on {system} ({mode}{llm.describe()}, consent {consent})")
+        emit: Emit = lambda kind, text: say(f"   [{kind}] {text}")  # noqa: E731
+        session = SYSTEMS[system](llm, consent=consent, launcher=launcher, read=read, write=say, emit=emit,
+                                  isolation=isolation)
+        info = session.info
+        mode = f"isolation {info.isolation}, " if info.isolation else ""
+        say(f"== Case {number}: {study['name']} on {info.system} ({mode}{llm.describe()}, consent {consent})")
         say(f"   {study['about']}")
         answers: list[str] = []
         errors: list[Failure] = []
-        contexts: dict[str, list[str]] = {}
-        refused: list[str] = []
-        questions = 0
-        plans: list[list[str]] | None = None
-        emit = lambda kind, text: say(f"   [{kind}] {text}")  # noqa: E731
-        if system == "SecGPT":
-            from hub.audit import read_audit
-            from hub.hub import Hub
-            plans = []
-            with Hub(llm, consent=consent, launcher=launcher, read=read, write=say, emit=emit,
-                     isolation=isolation) as hub:
-                for query in study["queries"]:
-                    say(f"You: {query}")
-                    answer = hub.answer(query)
-                    answers.append(answer.text)
-                    plans.append([s.name for s in answer.plan])
-                    errors += [answer.error] if answer.error else []
-                    say(f"SecGPT: {answers[-1]}")
-                for e in read_audit(hub.audit.path):
-                    if e["event"] == "from_spoke" and e["message"]["type"] == "llm_request":
-                        m = e["message"]
-                        contexts.setdefault(e["app"], []).append(
-                            "\n".join([x["content"] for x in m["messages"]] + [t["description"] for t in m["tools"]]))
-                    if e["event"] == "permission" and e["source"] != "stored":
-                        questions += 1
-                    if e["event"] == "permission" and not e["allowed"]:
-                        refused.append(f"{e['category']} {e['key']}{'' if e['expected'] else ' (not expected by the plan)'}")
-        else:
-            from vanillagpt.vanillagpt import VanillaGPT
-            with VanillaGPT(llm, emit=emit) as vanilla:
-                for query in study["queries"]:
-                    say(f"You: {query}")
-                    answer = vanilla.answer(query)
-                    answers.append(answer.text)
-                    errors += [answer.error] if answer.error else []
-                    say(f"VanillaGPT: {answers[-1]}")
-        seen = Observed(system, data, answers, contexts, plans)
+        plans: list[list[str]] = []
+        with session:
+            for query in study["queries"]:
+                say(f"You: {query}")
+                answer = session.answer(query)
+                answers.append(answer.text)
+                plans.append([s.name for s in answer.plan])
+                errors += [answer.error] if answer.error else []
+                say(f"{info.system}: {answers[-1]}")
+            contexts = session.llm_contexts()
+            decisions = session.permission_log()
+        # A decision a standing grant made is no question; the user or the consent policy answering is.
+        questions = sum(d.source != "stored" for d in decisions)
+        refused = [f"{d.category} {d.key}{'' if d.expected else ' (not expected by the plan)'}"
+                   for d in decisions if not d.allowed]
+        seen = Observed(info.system, data, answers, contexts, plans if info.plans else None)
         attacked, benign, why = VERDICTS[study["verdict"]["kind"]](study, seen)
         if refused:
             why += "; refused: " + ", ".join(dict.fromkeys(refused))
@@ -150,8 +152,9 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
         if error is not None:
             why = f"ERROR {error}; {why}"
             attacked = True if attacked else None  # not a defence: the run broke
-        verdict = Verdict(number, study["name"], system, llm.describe(), consent if system == "SecGPT" else "n/a",
-                          isolation if system == "SecGPT" else "n/a", attacked, benign, why, error, questions)
+        verdict = Verdict(number, study["name"], info.system, llm.describe(),
+                          consent if info.asks_permissions else "n/a", info.isolation or "n/a",
+                          attacked, benign, why, error, questions)
         outcome = {True: "SUCCEEDED", False: "failed", None: "unknown: the run errored"}[attacked]
         say(f"   => attack {outcome}; benign task {'done' if benign else 'NOT done'}: {why}")
         return verdict

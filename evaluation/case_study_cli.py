@@ -52,8 +52,7 @@ def ask_case(read=input, write=print) -> int | None:
 
 def compare(llm: str, launcher, say) -> list[Verdict]:
     """Every case in every column: per case, one verdict per ``COLUMNS`` entry, in that order."""
-    return [run_case(number, system, llm, consent, launcher=launcher if system == "SecGPT" else None, say=say,
-                     isolation=isolation)
+    return [run_case(number, system, llm, consent, launcher=launcher, say=say, isolation=isolation)
             for number in NAMES for _, system, isolation, consent in COLUMNS]
 
 
@@ -65,7 +64,7 @@ def attack_cell(v: Verdict) -> str:
 
 
 def error_line(v: Verdict) -> str:
-    mode = f", isolation {v.isolation}, consent {v.consent}" if v.system == "SecGPT" else ""
+    mode = f", isolation {v.isolation}, consent {v.consent}" if v.isolation != "n/a" else ""
     return f"case {v.case} ({v.name}) on {v.system}{mode} errored: {v.error}"
 
 
@@ -140,8 +139,9 @@ def main(system: str, argv: list[str] | None = None) -> int:
                 stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 (RESULTS / "case_studies.json").write_text(json.dumps(
                     {"generated": stamp, "llm": llm,
-                     "columns": [{"heading": h, "system": sy, "isolation": iso if sy == "SecGPT" else "n/a",
-                                  "consent": consent} for h, sy, iso, consent in COLUMNS],
+                     # Each column as its first case ran it (VanillaGPT has no isolation mode nor consent).
+                     "columns": [{"heading": h, "system": v.system, "isolation": v.isolation, "consent": v.consent}
+                                 for (h, *_), v in zip(COLUMNS, verdicts)],
                      "verdicts": [json.loads(v.as_json()) for v in verdicts]}, indent=2))
                 if args.json:
                     for v in verdicts:

@@ -8,8 +8,8 @@ Runs in: hub.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -24,12 +24,12 @@ from helpers.memory.extraction import remember_turn
 from helpers.memory.redis_server import MemoryBackend
 from helpers.memory.store import MemoryStore
 from helpers.permission.prompt import ConsentMode, Decision, PermissionManager, PermissionRequest
-from helpers.permission.store import PermissionStore
+from helpers.permission.store import Category, PermissionStore
 from helpers.sandbox.launcher import SpokeLauncher
 from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import ConfigError, LLMError, MemoryUnavailable
-from helpers.utilities.failures import Failure
+from helpers.utilities.session import Answer, PermissionRecord, SessionInfo, SessionStats
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 from hub.http_broker import HttpBroker
@@ -44,18 +44,9 @@ Emit = Callable[[str, str], None]
 HUB_NAMESPACE = "hub"
 
 
-@dataclass
-class Answer:
-    text: str
-    plan: list[PlanStep] = field(default_factory=list)
-    route: str = ""
-    notes: list[str] = field(default_factory=list)
-    # Set when the answer is not the system's own result: the first thing that broke on the way
-    # (the text still says "Sorry, ..." to the user). None for every result, refusals included.
-    error: Failure | None = None
-
-
 class Hub:
+    """SecGPT's ``Session`` (helpers/utilities/session.py)."""
+
     def __init__(self, llm: LLMConfig, user_id: str = "0", consent: ConsentMode = "ask",
                  functionalities: Path | None = None, read: Callable[[str], str] = input,
                  write: Callable[[str], None] = print, emit: Emit | None = None,
@@ -78,6 +69,9 @@ class Hub:
         self.permissions = PermissionManager(self.store, consent, read, write, on_decision=self._decided)
         self._memory_backend = MemoryBackend(redis_url)
         self.audit = AuditLog.in_dir(paths.audit_dir())
+        # Where this session's part of the audit log starts: the day's log may hold earlier sessions.
+        self._audit_start = self.audit.path.stat().st_size if self.audit.path else 0
+        self._permission_log: list[PermissionRecord] = []
         # A launcher passed in is shared (e.g. by a benchmark) and stays running after close().
         self._owns_launcher = launcher is None
         self.launcher = launcher or SpokeLauncher()
@@ -123,6 +117,39 @@ class Hub:
         """After an interrupted answer: stop every spoke (they restart on demand)."""
         if self.operator is not None:
             self.operator.stop_all("answer cancelled by the user")
+
+    # --- what the session tells its callers (the Session interface) ---------------------------------------
+    @property
+    def info(self) -> SessionInfo:
+        return SessionInfo(system="SecGPT", isolation=self.isolation, asks_permissions=True, plans=True)
+
+    def stats(self) -> SessionStats:
+        return SessionStats(llm_calls=self.llm.calls, prompt_chars=self.llm.prompt_chars)
+
+    def permission_log(self) -> list[PermissionRecord]:
+        return list(self._permission_log)
+
+    def llm_contexts(self) -> dict[str, list[str]]:
+        """Read from this session's part of the audit log, where the hub records every
+        ``llm_request`` a spoke sent (as far as the app's audit budget let it be kept)."""
+        contexts: dict[str, list[str]] = {}
+        if self.audit.path is None:
+            return contexts
+        with open(self.audit.path, "rb") as log:
+            log.seek(self._audit_start)
+            for line in log:
+                entry = json.loads(line) if line.strip() else {}
+                if entry.get("event") == "from_spoke" and entry["message"]["type"] == "llm_request":
+                    m = entry["message"]
+                    texts = [x["content"] for x in m["messages"]] + [t["description"] for t in m["tools"]]
+                    contexts.setdefault(entry["app"], []).append("\n".join(map(_logged, texts)))
+        return contexts
+
+    def grants(self) -> dict[str, dict[str, str]]:
+        return dict(self.store.load().get(self.user, {}))
+
+    def revoke(self, key: str, category: Category | None = None) -> bool:
+        return self.store.revoke(self.user, key, category)
 
     # --- one query ---------------------------------------------------------------------------------------
     def answer(self, query: str) -> Answer:
@@ -184,6 +211,9 @@ class Hub:
 
     def _decided(self, request: PermissionRequest, decision: Decision) -> None:
         verdict = "allowed" if decision.allowed else "refused"
+        self._permission_log.append(PermissionRecord(category=request.category, key=request.key,
+                                                     expected=request.expected, allowed=decision.allowed,
+                                                     source=decision.source))
         self.audit.record("permission", user=request.user, key=request.key, category=request.category,
                           functionalities=list(request.functionalities), expected=request.expected,
                           allowed=decision.allowed, scope=decision.scope, source=decision.source,
@@ -192,6 +222,11 @@ class Hub:
         self.emit("permission", f"{request.category} {request.key}{bound}: {verdict} ({decision.source}"
                                 f"{', ' + decision.scope if decision.scope else ''}"
                                 f"{'' if request.expected else ', NOT expected by the plan'})")
+
+
+def _logged(value: str | dict) -> str:
+    """A string as the audit log keeps it: a long one is kept as its digest, of which only the head is text."""
+    return value if isinstance(value, str) else value["head"]
 
 
 def _describe(steps: list[PlanStep]) -> str:

@@ -27,6 +27,11 @@ _ANSWERS = {
 
 
 class SpokeOperator:
+    """The app's door to the hub: what an app's functions get as their ``hub`` argument. Apps use
+    ``http``, ``settings`` and ``app``; the spoke's own agent asks the hub through the same door
+    (LLM calls, memory, another app's functionality). VanillaGPT gives apps a door with the same
+    interface, served in its one process (``vanillagpt.vanillagpt._InProcessHub``)."""
+
     def __init__(self, channel: Channel, settings: dict[str, str] | None = None, app: str = "") -> None:
         self.channel = channel
         self.app = app  # the name of this spoke's app

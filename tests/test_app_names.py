@@ -13,12 +13,14 @@ from helpers.utilities.errors import ConfigError
 
 
 def _install(folder, apps: dict[str, list[str]]):
-    """Annotation apps (no code, no specification) named ``apps``: {app: [functionality, ...]}."""
+    """Annotation apps (no code) named ``apps``: {app: [functionality, ...]}."""
     (folder / "manifests").mkdir(exist_ok=True)
+    (folder / "specifications").mkdir(exist_ok=True)
     for app, functionalities in apps.items():
         (folder / "manifests" / f"{app}.json").write_text(json.dumps(
-            {"name": app, "description": f"the {app} app", "annotation": "Answer briefly.",
-             "functionalities": {f: "does a thing" for f in functionalities}}))
+            {"name": app, "functionalities": {f: "does a thing" for f in functionalities}}))
+        (folder / "specifications" / f"{app}.json").write_text(json.dumps(
+            {"description": f"the {app} app", "annotation_text": "Answer briefly."}))
     config = folder / "functionalities.json"
     config.write_text(json.dumps({"installed_toolkits": apps}))
     return ToolImporter(config, extra_dirs=(folder,))

@@ -34,8 +34,11 @@ def test_unknown_budget_keys_are_refused():
 def _manifest(tmp_path, **extra):
     from helpers.tools.tool_importer import ToolImporter
     (tmp_path / "manifests").mkdir(exist_ok=True)
+    (tmp_path / "specifications").mkdir(exist_ok=True)
     (tmp_path / "manifests" / "frugal.json").write_text(json.dumps(
-        {"name": "frugal", "description": "x", "functionalities": {"frugal": "x"}, "annotation": "Be brief.", **extra}))
+        {"name": "frugal", "functionalities": {"frugal": "x"}, **extra}))
+    (tmp_path / "specifications" / "frugal.json").write_text(json.dumps(
+        {"description": "x", "annotation_text": "Be brief."}))
     config = tmp_path / "f.json"
     config.write_text(json.dumps({"enabled_annotations": ["frugal"]}))
     return ToolImporter(config, extra_dirs=(tmp_path,))

@@ -30,7 +30,7 @@ from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable
 from helpers.utilities.failures import failure_of
 from helpers.llm.convert import history_to_langchain
-from hub.hub import Answer
+from helpers.utilities.session import Answer, PermissionRecord, SessionInfo, SessionStats
 from hub.llm_broker import LLMBroker
 from helpers.utilities.text import as_text
 from spoke.agent import AgentTool, local_tool, run_agent
@@ -41,8 +41,9 @@ NAMESPACE = "vanillagpt"
 
 
 class _InProcessHub:
-    """What app code gets as ``hub`` in VanillaGPT: the same interface as in a spoke, served in
-    this process. The same per-app egress rule is applied, so both systems reach the same hosts."""
+    """The app's door to the hub, in VanillaGPT: what app code gets as its ``hub`` argument. The
+    same interface as a spoke's door (spoke/spoke_operator.py), served in this process; the same
+    per-app egress rule is applied, so both systems reach the same hosts."""
 
     def __init__(self, app: str, settings: dict[str, str], allowed: frozenset[str], http: HttpBroker) -> None:
         self.app = app
@@ -57,6 +58,8 @@ class _InProcessHub:
 
 
 class VanillaGPT:
+    """VanillaGPT's ``Session`` (helpers/utilities/session.py)."""
+
     def __init__(self, llm: LLMConfig, user_id: str = "0", functionalities: Path | None = None,
                  redis_url: str | None = None, emit: Callable[[str, str], None] | None = None,
                  importer: ToolImporter | None = None, http: HttpBroker | None = None,
@@ -86,6 +89,26 @@ class VanillaGPT:
 
     def cancel(self) -> None:
         """Nothing runs outside this process, so there is nothing to stop."""
+
+    # --- what the session tells its callers (the Session interface) ---------------------------------------
+    @property
+    def info(self) -> SessionInfo:
+        return SessionInfo(system="VanillaGPT", isolation=None, asks_permissions=False, plans=False)
+
+    def stats(self) -> SessionStats:
+        return SessionStats(llm_calls=self.llm.calls, prompt_chars=self.llm.prompt_chars)
+
+    def permission_log(self) -> list[PermissionRecord]:
+        return []  # every app may do everything: nothing is ever asked
+
+    def llm_contexts(self) -> dict[str, list[str]]:
+        return {}  # no spokes: every app shares the one context
+
+    def grants(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def revoke(self, key: str, category: str | None = None) -> bool:
+        return False
 
     def _load_tools(self) -> list[AgentTool]:
         tools: list[AgentTool] = []

@@ -19,7 +19,7 @@ from agentdojo.functions_runtime import FunctionCall
 from agentdojo.types import ChatAssistantMessage, ChatToolResultMessage, ChatUserMessage, text_content_block_from_string
 
 from evaluation.agentdojo.ground_truth import worst_case_model
-from evaluation.agentdojo.runner import SuiteContext, System, describe_exception, permission_prompts
+from evaluation.agentdojo.runner import SuiteContext, System, describe_exception
 from evaluation.agentdojo.service import SuiteWorld
 from helpers.utilities.environment import scratch_data_dir
 
@@ -41,10 +41,9 @@ class SystemPipeline(BasePipelineElement):
         self.error, self.prompts = None, (0, 0)
         try:
             model = worst_case_model(self.context.suite, env, latency_s=self.latency_s) if self.oracle else None
-            with scratch_data_dir("secgpt-agentdojo-") as data:  # no memory, grant or audit entry reaches the next case
+            with scratch_data_dir("secgpt-agentdojo-"):  # no memory, grant or audit entry reaches the next case
                 reply = self.system.answer(query, self.context.catalogue, world, model)
-                self.prompts = permission_prompts(data)
-            self.answer, self.error = reply.text, reply.error
+            self.answer, self.error, self.prompts = reply.text, reply.error, reply.prompts
         except Exception as exc:  # noqa: BLE001 - a failure of the run: recorded as an error, never scored
             self.error = {"kind": "internal", "message": describe_exception(exc)}
             self.answer = f"(the run failed: {self.error['message']})"

@@ -15,16 +15,15 @@ failure, or the harness raised) is recorded as an error and never scored.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluation.agentdojo.cases import STRICT, CaseSpec, is_secgpt, make_attack, suite_cases
+from evaluation.agentdojo.cases import STRICT, CaseSpec, make_attack, suite_cases
 from evaluation.agentdojo.environments import Environments
 from evaluation.agentdojo.ground_truth import explain_miss, supplied_injection_tasks
 from evaluation.agentdojo.results import Case, SuiteResult, summarize
@@ -32,6 +31,7 @@ from evaluation.agentdojo.service import SuiteWorld
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
 from helpers.llm.config import LLMConfig
 from helpers.utilities.errors import ConfigError
+from helpers.utilities.session import Session
 
 BENCHMARK_VERSION = "v1.2.2"
 ORACLE = LLMConfig(provider="scripted", model="agentdojo-ground-truth")
@@ -61,21 +61,37 @@ def load_suite(name: str, version: str = BENCHMARK_VERSION):
 
 @dataclass
 class Reply:
-    """What a system gave for one prompt: its answer, and its failure if it did not complete."""
+    """What a system gave for one prompt: its answer, its failure if it did not complete, and the
+    permission questions put on the way."""
     text: str
     error: dict | None = None   # {"kind", "message"}
+    prompts: tuple[int, int] = (0, 0)  # questions put: (all, about operations the plan did not expect)
 
 
 class System:
+    """How the evaluation makes a session of one system under test; everything after that goes
+    through the session interface (helpers/utilities/session.py), the same for every system."""
     name = ""
+    baseline = False  # the one-context baseline, whose losses under the worst-case model are explained
 
     def __init__(self, llm: LLMConfig, consent: str = "expected", launcher=None,
                  emit: Callable[[str, str], None] | None = None) -> None:
         self.llm, self.consent, self.launcher = llm, consent, launcher
         self.emit = emit  # the system's own progress events (--verbose)
 
-    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
+    def open(self, catalogue: Path, world: SuiteWorld, model) -> Session:
+        """A new session with the suite's apps (``catalogue``) installed, their HTTP served by
+        ``world``, ``model`` (if any) in place of the configured LLM."""
         raise NotImplementedError
+
+    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
+        with self.open(catalogue, world, model) as session:
+            answer = session.answer(query)
+            decisions = session.permission_log()
+        # A standing grant answering is no question; the user or the consent policy answering is.
+        asked = [d for d in decisions if d.source != "stored"]
+        error = None if answer.error is None else {"kind": answer.error.kind, "message": answer.error.message}
+        return Reply(answer.text, error, (len(asked), sum(not d.expected for d in asked)))
 
 
 class SecGPTSystem(System):
@@ -84,15 +100,14 @@ class SecGPTSystem(System):
     name = "SecGPT"
     isolation = "faithful"
 
-    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
+    def open(self, catalogue: Path, world: SuiteWorld, model) -> Session:
         from helpers.tools.tool_importer import ToolImporter
         from hub.http_broker import HttpBroker
         from hub.hub import Hub
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
-        with Hub(self.llm, consent=self.consent, importer=importer, launcher=self.launcher,
-                 http=HttpBroker(services=world.transports()), chat_model=model,
-                 isolation=self.isolation, read=_no_terminal, write=lambda text: None, emit=self.emit) as hub:
-            return _reply(hub.answer(query))
+        return Hub(self.llm, consent=self.consent, importer=importer, launcher=self.launcher,
+                   http=HttpBroker(services=world.transports()), chat_model=model,
+                   isolation=self.isolation, read=_no_terminal, write=lambda text: None, emit=self.emit)
 
 
 class SecGPTStrictSystem(SecGPTSystem):
@@ -102,41 +117,23 @@ class SecGPTStrictSystem(SecGPTSystem):
 
 class VanillaGPTSystem(System):
     name = "VanillaGPT"
+    baseline = True
 
-    def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
+    def __init__(self, llm: LLMConfig, consent: str = "n/a", launcher=None,
+                 emit: Callable[[str, str], None] | None = None) -> None:
+        super().__init__(llm, consent, launcher, emit)  # "n/a": VanillaGPT asks no permission
+
+    def open(self, catalogue: Path, world: SuiteWorld, model) -> Session:
         from helpers.tools.tool_importer import ToolImporter
         from hub.http_broker import HttpBroker
         from vanillagpt.vanillagpt import VanillaGPT
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
-        with VanillaGPT(self.llm, importer=importer, http=HttpBroker(services=world.transports()),
-                        chat_model=model, emit=self.emit) as vanilla:
-            return _reply(vanilla.answer(query))
-
-
-def _reply(answer) -> Reply:
-    failure = getattr(answer, "error", None)
-    if failure is None:
-        return Reply(answer.text)
-    data = asdict(failure) if is_dataclass(failure) else failure.model_dump()
-    return Reply(answer.text, {"kind": str(data["kind"]), "message": str(data["message"])})
+        return VanillaGPT(self.llm, importer=importer, http=HttpBroker(services=world.transports()),
+                          chat_model=model, emit=self.emit)
 
 
 def _no_terminal(prompt: str) -> str:
     raise ConfigError("the AgentDojo evaluation cannot ask the user; use --consent expected, all or none")
-
-
-def permission_prompts(data_dir: Path) -> tuple[int, int]:
-    """Questions put in one run, from the hub's own audit log: (all, about unexpected operations).
-    A standing grant answering is no question; the user or the consent policy answering is."""
-    asked = unexpected = 0
-    for log in sorted((data_dir / "audit").glob("audit-*.jsonl")):
-        for line in log.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            if entry.get("event") != "permission" or entry.get("source") == "stored":
-                continue
-            asked += 1
-            unexpected += not entry.get("expected")
-    return asked, unexpected
 
 
 # --- one case ---------------------------------------------------------------------------------------------
@@ -220,7 +217,7 @@ class CaseRunner:
             answer=pipeline.answer[:ANSWER_KEPT], calls=[f"{e.app}.{e.function}" for e in pipeline.trace],
             error=error, prompts=pipeline.prompts[0], unexpected_prompts=pipeline.prompts[1],
             duration=round(time.monotonic() - started, 3))
-        if (self.oracle and spec.system == "VanillaGPT" and injection is not None and error is None
+        if (self.oracle and self.systems[spec.system].baseline and injection is not None and error is None
                 and not security):
             # The baseline under a model that obeys everything lost this case: say why ground truth
             # cannot win it (a miss is never "the model did not try": that is a bug of the model).
@@ -252,7 +249,7 @@ def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: in
             cases.append(runner.run(spec).case)
             say(f"  {progress_line(cases[-1])}")
         return summarize(cases, suite=context.suite.name, system=system.name, llm="worst-case (ground truth)" if oracle else system.llm.describe(),
-                         consent=system.consent if is_secgpt(system.name) else "n/a", version=version,
+                         consent=system.consent, version=version,
                          apps=context.apps.source, supplied=supplied_injection_tasks(context.suite.name))
 
 

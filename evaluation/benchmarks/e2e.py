@@ -13,6 +13,7 @@ from evaluation.case_studies import case_world
 from helpers.llm.config import LLMConfig
 from helpers.tools.google.local_api import LocalGoogleAccount
 from helpers.utilities.errors import SecGPTError
+from helpers.utilities.session import Session
 
 
 # Timed side by side, each query on all three in turn (the first of each query rotates).
@@ -43,20 +44,21 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
         rows = []
         with Hub(llm, consent="all", launcher=launcher) as secgpt, VanillaGPT(llm) as vanilla, \
                 Hub(llm, user_id="strict", consent="all", launcher=launcher, isolation="strict") as strict:
-            systems = {"SecGPT": secgpt, "VanillaGPT": vanilla, "SecGPT-strict": strict}
+            systems: dict[str, Session] = {"SecGPT": secgpt, "VanillaGPT": vanilla, "SecGPT-strict": strict}
             for i, (kind, query) in enumerate(queries):
                 row = {"kind": kind, "query": query}
                 order = SYSTEMS[i % len(SYSTEMS):] + SYSTEMS[:i % len(SYSTEMS)]  # each goes first in turn
                 for name in order:
-                    system = systems[name]
-                    calls, chars = system.llm.calls, system.llm.prompt_chars
+                    session = systems[name]
+                    before = session.stats()
                     started = time.perf_counter()
-                    answer = system.answer(query)
+                    answer = session.answer(query)
                     if answer.error is not None:  # the time of a failed answer measures the failure
                         raise SecGPTError(f"the benchmark query {query!r} errored on {name} ({answer.error}); "
                                           "a timing of it would measure the failure, so none is reported")
-                    row[name] = {"seconds": time.perf_counter() - started, "llm_calls": system.llm.calls - calls,
-                                 "prompt_chars": system.llm.prompt_chars - chars, "answer": answer.text[:400]}
+                    seconds, after = time.perf_counter() - started, session.stats()
+                    row[name] = {"seconds": seconds, "llm_calls": after.llm_calls - before.llm_calls,
+                                 "prompt_chars": after.prompt_chars - before.prompt_chars, "answer": answer.text[:400]}
                 row["ratio"] = row["SecGPT"]["seconds"] / row["VanillaGPT"]["seconds"]
                 row["strict_ratio"] = row["SecGPT-strict"]["seconds"] / row["SecGPT"]["seconds"]
                 rows.append(row)

@@ -1,10 +1,17 @@
-"""Load the installed apps: data/functionalities.json (the original's format), each
-app's manifest (helpers/tools/manifests/<app>.json) and each functionality's
-specification (helpers/tools/specifications/<functionality>.json: JSON Schemas of
-its request and response). A bad file is a ConfigError naming the file and key.
+"""The app catalogue: which apps are installed and what each is. ``ToolImporter`` (the
+original's name) reads data/functionalities.json (the original's format), each app's
+manifest (helpers/tools/manifests/<app>.json) and each functionality's specification
+(helpers/tools/specifications/<functionality>.json: JSON Schemas of its request and
+response). An annotation app (a manifest with no module: no code, its own LLM answers,
+steered by its annotation) has one specification for the app instead, as in the
+original: specifications/<app>.json with its ``description`` and ``annotation_text``,
+the only place those texts live. A bad file is a ConfigError naming the file and key.
 
 An app is a toolkit (several functionalities in one spoke, e.g. gmail) or a
 single functionality that is its own app.
+
+The catalogue only reads files: it must never import or run an app's code (the spoke
+does, confined; VanillaGPT does, in its one process).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from helpers.configs import paths
 from helpers.isc.control import FunctionalityProfile, SpokeProfile
@@ -44,12 +51,12 @@ class FunctionalitiesFile(BaseModel):
 class AppManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN)
-    description: str
+    # What the planner and the user see. An annotation app's is in its specification (filled in on load).
+    description: str = ""
     module: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_.]*)?$")  # "" for an annotation app
     functionalities: dict[str, str]
     allowed_domains: list[str] = Field(default_factory=list)
     limits: ResourceLimits = Field(default_factory=ResourceLimits)
-    annotation: str | None = None  # an annotation app: this text steers the LLM in its own spoke only
     settings: dict[str, str] = Field(default_factory=dict)  # defaults; data/app_settings.json overrides
     # What this app needs beyond the common sandbox policy (names and reasons: POLICY_EXCEPTIONS).
     sandbox_exceptions: list[Literal[tuple(POLICY_EXCEPTIONS)]] = Field(default_factory=list)  # type: ignore[valid-type]
@@ -75,6 +82,30 @@ class AppManifest(BaseModel):
             raise ValueError(f"request_timeout_s {value.request_timeout_s:g} is above the hub's maximum of "
                              f"{MAX_REQUEST_TIMEOUT_S:g} s; lower it")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_annotation(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "annotation" in data:
+            raise ValueError(f"annotation: an annotation app's text lives in specifications/{data.get('name')}.json "
+                             "as \"annotation_text\", next to its \"description\"; move both there")
+        return data
+
+    @model_validator(mode="after")
+    def _one_description(self) -> "AppManifest":
+        if self.module and not self.description:
+            raise ValueError("description is missing: say what the app does (the planner and the user read it)")
+        if not self.module and self.description:
+            raise ValueError(f"an annotation app (no module) keeps its description in its specification, "
+                             f"specifications/{self.name}.json; remove it here")
+        return self
+
+
+class AnnotationSpec(BaseModel):
+    """specifications/<app>.json of an annotation app (the original's keys)."""
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(min_length=1)
+    annotation_text: str = Field(min_length=1)  # steers the LLM in the app's own spoke only
 
 
 @dataclass(frozen=True)
@@ -159,6 +190,9 @@ def default_functionalities_path() -> Path:
 
 @dataclass
 class ToolImporter:
+    """The app catalogue: the installed apps (``apps``), which app owns each functionality
+    (``owner``), and what a spoke of each app is given (``app_spec``)."""
+
     functionalities_path: Path = field(default_factory=lambda: default_functionalities_path())
     extra_dirs: tuple[Path, ...] = ()  # more app folders, each with manifests/ and specifications/
 
@@ -222,6 +256,10 @@ class ToolImporter:
             raise ConfigError(_first_error(path, exc)) from exc
         if manifest.name != app_name:
             raise ConfigError(f"{path}: name is {manifest.name!r}, expected {app_name!r}")
+        annotation = None
+        if not manifest.module:
+            spec = self._load_annotation(app_name)
+            manifest, annotation = manifest.model_copy(update={"description": spec.description}), spec.annotation_text
         self._refuse_confusable(path, app_name, [app_name, *members])
         if manifest.module:  # where the code lives is checked at install, not first at spoke start
             try:
@@ -235,13 +273,12 @@ class ToolImporter:
             if name in self.owner:
                 raise ConfigError(f"functionality {name!r} is installed twice ({self.owner[name]}, {app_name})")
             # An annotation app has no code: its own spoke's LLM answers, so it acts on nothing.
-            request, response, effects = ((*ANNOTATION_SCHEMAS, False) if manifest.annotation and not manifest.module
-                                          else self._load_spec(name))
+            request, response, effects = (*ANNOTATION_SCHEMAS, False) if annotation else self._load_spec(name)
             functionalities[name] = Functionality(name, app_name, manifest.functionalities[name], request, response,
                                                   effects)
             self.owner[name] = app_name
         settings = {**manifest.settings, **self.settings_overrides.get(app_name, {})}
-        self.apps[app_name] = InstalledApp(manifest, functionalities, manifest.annotation, settings)
+        self.apps[app_name] = InstalledApp(manifest, functionalities, annotation, settings)
 
     def _refuse_confusable(self, path: Path, app_name: str, names: list[str]) -> None:
         """An app's name and its functionalities' names must not look like another installed app's:
@@ -253,6 +290,16 @@ class ToolImporter:
                                   f"(both read as {skeleton(name)!r}); rename {app_name!r}'s {name!r}")
         for name in names:
             self._looks.setdefault(skeleton(name), (name, app_name))
+
+    def _load_annotation(self, app: str) -> AnnotationSpec:
+        path = self._find("specifications", f"{app}.json")
+        try:
+            return AnnotationSpec.model_validate_json(path.read_bytes())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"annotation app {app!r} has no specification {path}; write one with its "
+                              "\"description\" and \"annotation_text\"") from exc
+        except ValidationError as exc:
+            raise ConfigError(_first_error(path, exc)) from exc
 
     def _load_spec(self, name: str) -> tuple[dict, dict, bool]:
         path = self._find("specifications", f"{name}.json")

@@ -26,7 +26,9 @@ from pathlib import Path
 from helpers.configs.isolation import ISOLATION_HELP
 from helpers.llm.config import LLM_CHOICES, LLM_HELP, load_llm_config
 from helpers.permission.prompt import CONSENT_MODES
+from helpers.permission.store import CATEGORIES
 from helpers.utilities.errors import ConfigError, SecGPTError
+from helpers.utilities.session import Session
 from helpers.utilities.terminal import safe_text
 
 HELP = """Commands:
@@ -117,8 +119,10 @@ def answer_text(name: str, text: str) -> str:
     return f"{name}: " + safe_text(text).replace("\n", "\n" + " " * (len(name) + 2))
 
 
-def run_chat(name: str, argv: list[str] | None, build: Callable, description: str) -> int:
-    args = parser(f"{name.lower()}_main.py", description, isolation=name == "SecGPT").parse_args(argv)
+def run_chat(name: str, argv: list[str] | None, build: Callable[..., Session], description: str,
+             isolation: bool = False) -> int:
+    """``build(args, llm, chat)`` makes the session; ``isolation``: the program has --isolation."""
+    args = parser(f"{name.lower()}_main.py", description, isolation=isolation).parse_args(argv)
     interactive = sys.stdin.isatty()
     chat = Chat(name, args, interactive)
     try:
@@ -133,14 +137,14 @@ def run_chat(name: str, argv: list[str] | None, build: Callable, description: st
         return 2
     try:
         if interactive:
-            mode = f", isolation: {session.isolation}" if hasattr(session, "isolation") else ""
+            mode = f", isolation: {session.info.isolation}" if session.info.isolation else ""
             print(f"{name} ({llm.describe()}, consent: {chat.consent}{mode}). /help for commands, /exit to quit.")
         return _loop(chat, session, args)
     finally:
         session.close()
 
 
-def _loop(chat: Chat, session, args) -> int:
+def _loop(chat: Chat, session: Session, args) -> int:
     while True:
         try:
             line = input("You: ") if chat.interactive else sys.stdin.readline()
@@ -186,7 +190,7 @@ def _loop(chat: Chat, session, args) -> int:
                 traceback.print_exc()
 
 
-def _command(chat: Chat, session, line: str) -> str | None:
+def _command(chat: Chat, session: Session, line: str) -> str | None:
     words = line.split()
     cmd = words[0]
     if cmd == "/exit":
@@ -202,17 +206,17 @@ def _command(chat: Chat, session, line: str) -> str | None:
             for f in app.functionalities.values():
                 print(f"  - {safe_text(f.name)}")
     elif cmd == "/perms":
-        store = getattr(session, "store", None)
-        if store is None:
-            print("VanillaGPT has no permission system: every app can use everything.")
+        if not session.info.asks_permissions:
+            print(f"{session.info.system} has no permission system: every app can use everything.")
         elif len(words) >= 3 and words[1] == "revoke":
-            category = words[3] if len(words) > 3 else None
-            if category not in (None, "exec", "data", "collab"):
+            named = words[3] if len(words) > 3 else None
+            category = next((c for c in CATEGORIES if c == named), None)
+            if named is not None and category is None:
                 print("category must be exec, data or collab")
             else:
-                print("revoked" if store.revoke(session.user, words[2], category) else "no such permission")
+                print("revoked" if session.revoke(words[2], category) else "no such permission")
         else:
-            grants = store.load().get(session.user, {})
+            grants = session.grants()
             if not grants:
                 print("no stored permissions")
             for key, entry in sorted(grants.items()):
@@ -222,12 +226,12 @@ def _command(chat: Chat, session, line: str) -> str | None:
     return None
 
 
-def main_for(name: str, build: Callable, description: str, user_id: str, debug: bool,
-             argv: list[str] | None) -> int:
+def main_for(name: str, build: Callable[..., Session], description: str, user_id: str, debug: bool,
+             argv: list[str] | None, isolation: bool = False) -> int:
     """The original's ``main(user_id, debug=...)`` for either chat program."""
     extra = list(argv if argv is not None else sys.argv[1:])
     if "--user" not in extra:
         extra += ["--user", str(user_id)]
     if debug and "--debug" not in extra:
         extra.append("--debug")
-    return run_chat(name, extra, build, description)
+    return run_chat(name, extra, build, description, isolation)
