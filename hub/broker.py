@@ -41,7 +41,7 @@ from helpers.utilities.failures import Failure, failure_of
 from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S
 from hub.audit import AuditLog
 from hub.budget import BudgetExceeded, BudgetLedger
-from hub.http_broker import HttpBroker
+from helpers.sandbox.http_broker import HttpBroker
 
 # What a spoke may ask the hub for, and what may answer the hub's request.
 BROKERED = ("http_request", "llm_request", "memory_request", "function_probe_request", "app_request")

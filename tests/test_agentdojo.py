@@ -32,7 +32,7 @@ from helpers.configs import paths  # noqa: E402
 from helpers.isc.messages import http_request  # noqa: E402
 from helpers.templates import prompts  # noqa: E402
 from helpers.utilities.errors import ConfigError  # noqa: E402
-from hub.http_broker import HttpBroker  # noqa: E402
+from helpers.sandbox.http_broker import HttpBroker  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from helpers.sandbox import landlock
 from helpers.sandbox.policy import ResourceLimits, rlimits_for
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.sandbox import SANDBOX_APP
-from tests.conftest import is_root, sandbox_code
+from tests.sandbox_helpers import is_root, memory_contains, sandbox_code
 
 CANARY = "sk-canary-hub-only-7c1e9b2a5d"
 
@@ -74,21 +74,6 @@ def test_threads_and_lazy_stdlib_imports_work(hub):
     assert sandbox_code(hub, code).response["stdout"] == "ok\n"
 
 
-def _memory_contains(pid: int, needle: bytes) -> bool:
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-        for line in maps:
-            start, end = (int(x, 16) for x in line.split()[0].split("-"))
-            if "r" not in line.split()[1] or end - start > 1 << 30:
-                continue
-            try:
-                mem.seek(start)
-                if needle in mem.read(end - start):
-                    return True
-            except (OSError, ValueError, OverflowError):
-                continue
-    return False
-
-
 @pytest.mark.skipif(not is_root(), reason="reading another process's memory needs root")
 def test_no_hub_secret_in_zygote_or_spoke(data_dir, monkeypatch):
     """Plant a canary key in the hub's environment and memory before starting: neither
@@ -99,7 +84,7 @@ def test_no_hub_secret_in_zygote_or_spoke(data_dir, monkeypatch):
 
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
     held_in_hub_memory = (CANARY + "-object").encode()
-    assert _memory_contains(os.getpid(), held_in_hub_memory)  # the scan itself can find it
+    assert memory_contains(os.getpid(), held_in_hub_memory)  # the scan itself can find it
     with SpokeLauncher() as fresh:
         hub = SpokeBroker(fresh, AuditLog(None))
         spoke = hub.start(AppSpec(name="sandbox", module=SANDBOX_APP.module))
@@ -110,7 +95,7 @@ def test_no_hub_secret_in_zygote_or_spoke(data_dir, monkeypatch):
         for pid in (fresh.zygote_pid, spoke.process.pid):
             with open(f"/proc/{pid}/environ", "rb") as env:
                 assert CANARY.encode() not in env.read()
-            assert not _memory_contains(pid, CANARY.encode()), f"canary found in memory of pid {pid}"
+            assert not memory_contains(pid, CANARY.encode()), f"canary found in memory of pid {pid}"
         hub.close()
     del held_in_hub_memory
 

@@ -86,7 +86,7 @@ class SecGPTSystem(System):
 
     def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
         from helpers.tools.tool_importer import ToolImporter
-        from hub.http_broker import HttpBroker
+        from helpers.sandbox.http_broker import HttpBroker
         from hub.hub import Hub
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         with Hub(self.llm, consent=self.consent, importer=importer, launcher=self.launcher,
@@ -105,7 +105,7 @@ class VanillaGPTSystem(System):
 
     def answer(self, query: str, catalogue: Path, world: SuiteWorld, model) -> Reply:
         from helpers.tools.tool_importer import ToolImporter
-        from hub.http_broker import HttpBroker
+        from helpers.sandbox.http_broker import HttpBroker
         from vanillagpt.vanillagpt import VanillaGPT
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         with VanillaGPT(self.llm, importer=importer, http=HttpBroker(services=world.transports()),
