@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
+import time
+from collections.abc import Callable
 
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.sandbox import SANDBOX_APP
@@ -37,3 +42,43 @@ def memory_contains(pid: int, needle: bytes) -> bool:
             except (OSError, ValueError, OverflowError):
                 continue
     return False
+
+
+def in_child(work: Callable[[], object], timeout: float = 30.0):
+    """``work()`` run in a forked child of the test process; returns its value (JSON), or raises
+    AssertionError with the child's exception. What the child does to itself (a filter, a
+    namespace, a function patched) ends with it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(read_end)
+            try:
+                data = json.dumps({"value": work()}).encode()
+            except BaseException as exc:  # noqa: BLE001 - reported to the test
+                data = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    deadline, received = time.monotonic() + timeout, bytearray()
+    try:
+        while chunk := _read_until(read_end, deadline):
+            received += chunk
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    outcome = json.loads(received or b'{"error": "the child died without an answer"}')
+    if "error" in outcome:
+        raise AssertionError(f"in the child: {outcome['error']}")
+    return outcome["value"]
+
+
+def _read_until(fd: int, deadline: float) -> bytes:
+    if not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+        raise TimeoutError("the child did not finish in time")
+    return os.read(fd, 65536)
