@@ -61,6 +61,12 @@ def describe(outcome: Outcome) -> str:
     return getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
 
 
+def busy_message(app: str) -> str:
+    """Why a request to ``app``'s spoke is refused while it serves another: a spoke serves one
+    request at a time, so a call chain that comes back to it (A -> B -> A) cannot be served."""
+    return f"{app} is already busy in this call chain"
+
+
 @dataclass
 class SpokeHandle:
     app: AppSpec
@@ -176,7 +182,7 @@ class SpokeBroker:
                 self.failed(Failure("spoke_crash", message))
             return ErrorMessage(code="unavailable", message=message)
         if handle.busy:
-            return ErrorMessage(code="unavailable", message=f"{app} is already busy in this call chain")
+            return ErrorMessage(code="unavailable", message=busy_message(app))
         limit = timeout if timeout is not None else min(handle.app.limits.request_timeout_s, MAX_REQUEST_TIMEOUT_S)
         deadline = time.monotonic() + limit
         handle.busy = True

@@ -76,10 +76,23 @@ def test_sender_is_known_by_socket_not_by_claims(hub):
     assert violations and violations[0]["app"] == "app_a"
 
 
-def test_reentrant_call_refused(hub):
+def test_a_call_back_into_a_busy_spoke_is_refused(hub):
+    """The broker's own guard, under the hub operator's (tests/test_reentrancy.py): a spoke
+    serves one request at a time. Here the broker is wired to pass an app_request on to the
+    spoke that sent it; the spoke, still serving its call, is not sent a second one."""
     spoke = hub.start(AppSpec(name="sandbox", module=SANDBOX_APP.module))
-    spoke.busy = True
-    assert hub.call(spoke, "run_code", {"code": "1"}).code == "unavailable"
+
+    def pass_on(handle, request):
+        return hub.call(handle, request.functionality, request.request).model_copy(update={"id": request.id})
+    hub.handlers["app_request"] = pass_on
+    code = ("from helpers.isc.messages import AppRequest\n"
+            "r = hub.request(AppRequest(id=hub.next_id(), functionality='run_code', request={'code': 'print(1)'}))\n"
+            "print(r.type, r.code, r.message)")
+    outcome = hub.call(spoke, "run_code", {"code": code})
+    assert outcome.response["stdout"] == "error unavailable sandbox is already busy in this call chain\n"
+    assert [e["message"]["type"] for e in read_audit(hub.audit.path) if e["event"] == "to_spoke"] == [
+        "app_request", "error"]  # the call, then the refusal: never a second app_request
+    assert hub.call(spoke, "run_code", {"code": "print('free again')"}).response["stdout"] == "free again\n"
 
 
 @pytest.fixture
