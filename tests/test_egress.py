@@ -327,21 +327,3 @@ def test_https_through_the_broker_pins_and_verifies(tls_server):
     finally:
         broker.close()
     assert decision.allowed and reply.type == "http_response" and reply.body == f"host=localhost:{port}"
-
-
-PORT_ATTACKS = ("egress_local_llm_port", "egress_other_local_port", "egress_domain_other_port")
-
-
-@pytest.mark.parametrize("name", PORT_ATTACKS)
-def test_control_battery_port_attacks_are_refused_for_their_port_alone(name):
-    """Control for the escape battery's port attacks: the URL each one tries is refused under its
-    app's entries, and admitted once that port is listed: the port rule is what contains it."""
-    import re
-    from urllib.parse import urlsplit
-    from evaluation.escape_battery import ATTACKS
-    attack = next(a for a in ATTACKS if a.name == name)
-    url = re.search(r"hub\.http\('GET', '([^']+)'\)", attack.code).group(1)
-    parts = urlsplit(url)
-    decision = check(url, attack.allowed_domains)
-    assert not decision.allowed and "port" in decision.reason
-    assert check(url, attack.allowed_domains | {f"{decision.domain}:{parts.port}"}).allowed
