@@ -134,6 +134,14 @@ def test_a_skipped_layer_is_reported_and_refused(launcher, data_dir, layer):
     assert refusal is not None and refusal.startswith(f"{layer} is False")
 
 
+def test_the_measurement_leaves_no_handle_to_app_code(hub):
+    """The handle the report is measured through (on /proc/self/ns) is closed before app code
+    runs: no descriptor of the spoke resolves a namespace name."""
+    code = ("import os\nfound = []\nfor fd in range(3, 1024):\n    try:\n        os.stat('mnt', dir_fd=fd)\n"
+            "        found.append(fd)\n    except OSError:\n        pass\nprint(found)")
+    assert sandbox_code(hub, code).response["stdout"] == "[]\n"
+
+
 @pytest.mark.parametrize("name,value", sorted(rlimits_for(ResourceLimits()).items()))
 def test_rlimit_in_force_and_not_raisable(hub, name, value):
     code = (f"import resource\nsoft, hard = resource.getrlimit(resource.{name})\nprint(soft)\n"
