@@ -41,7 +41,7 @@ from helpers.utilities.failures import Failure, failure_of
 from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S
 from hub.audit import AuditLog
 from hub.budget import BudgetExceeded, BudgetLedger
-from hub.http_broker import HttpBroker
+from helpers.sandbox.http_broker import HttpBroker
 
 # What a spoke may ask the hub for, and what may answer the hub's request.
 BROKERED = ("http_request", "llm_request", "memory_request", "function_probe_request", "app_request")
@@ -59,6 +59,12 @@ def describe(outcome: Outcome) -> str:
     """Why a spoke's answer is not the one asked for, in a few words (its message, its reason, or
     at least its kind)."""
     return getattr(outcome, "message", None) or getattr(outcome, "reason", None) or outcome.type
+
+
+def busy_message(app: str) -> str:
+    """Why a request to ``app``'s spoke is refused while it serves another: a spoke serves one
+    request at a time, so a call chain that comes back to it (A -> B -> A) cannot be served."""
+    return f"{app} is already busy in this call chain"
 
 
 @dataclass
@@ -176,7 +182,7 @@ class SpokeBroker:
                 self.failed(Failure("spoke_crash", message))
             return ErrorMessage(code="unavailable", message=message)
         if handle.busy:
-            return ErrorMessage(code="unavailable", message=f"{app} is already busy in this call chain")
+            return ErrorMessage(code="unavailable", message=busy_message(app))
         limit = timeout if timeout is not None else min(handle.app.limits.request_timeout_s, MAX_REQUEST_TIMEOUT_S)
         deadline = time.monotonic() + limit
         handle.busy = True

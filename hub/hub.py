@@ -32,7 +32,7 @@ from helpers.utilities.errors import ConfigError, LLMError, MemoryUnavailable
 from helpers.utilities.session import Answer, PermissionRecord, SessionInfo, SessionStats
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
-from hub.http_broker import HttpBroker
+from helpers.sandbox.http_broker import HttpBroker
 from hub.effects import SideEffects
 from hub.hub_operator import HubOperator
 from hub.llm_broker import LLMBroker

@@ -45,7 +45,7 @@ from helpers.sandbox.app_spec import AppSpec
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable, SecGPTError
 from helpers.utilities.failures import Failure, failure_of
-from hub.broker import SpokeBroker, SpokeHandle, describe
+from hub.broker import SpokeBroker, SpokeHandle, busy_message, describe
 from hub.destinations import known_keys
 from hub.effects import SideEffects
 from hub.llm_broker import LLMBroker
@@ -330,6 +330,11 @@ class HubOperator:
         if f.app == caller:
             return ErrorMessage(id=request.id, code="invalid_request",
                                 message=f"{f.name} belongs to {caller}: run it directly")
+        callee = self.spokes.get(f.app)
+        if callee is not None and callee.busy:
+            # Back into an app at work in this chain (A -> B -> A): it cannot be served, so it is
+            # refused before the user is asked anything or the callee's state for the query is touched.
+            return ErrorMessage(id=request.id, code="unavailable", message=busy_message(f.app))
         # Checked here again: a spoke may skip the probe, never the permission.
         state = self.states[caller]
         step, decision = self.policy.call(self.ctx, state, f.app, f.name, dict(request.request))

@@ -1,9 +1,10 @@
-"""Shared fixtures. Tests point the data directory (and HOME) at temporary
-directories; one zygote serves the whole session; every process is cleaned up."""
+"""Shared fixtures, and nothing else (helpers live in the tests' helper modules, which tests
+import; a test never imports conftest or another test). Tests point the data directory (and
+HOME) at temporary directories; one zygote serves the whole session; every process is
+cleaned up."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -48,19 +49,3 @@ def hub(launcher, data_dir) -> SpokeBroker:
     yield operator
     operator.close()
     operator.audit.close()
-
-
-def sandbox_code(hub: SpokeBroker, code: str, timeout: float = 20.0, **app_kwargs):
-    """Run ``code`` as the sandbox app in a new spoke; returns the outcome."""
-    from helpers.sandbox.sandbox import SANDBOX_APP
-    from helpers.sandbox.app_spec import AppSpec
-    spoke = hub.start(AppSpec(name=app_kwargs.pop("name", "sandbox"), module=SANDBOX_APP.module, **app_kwargs))
-    try:
-        return hub.call(spoke, "run_code", {"code": code}, timeout=timeout)
-    finally:
-        if spoke.alive:
-            hub.stop(spoke)
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -32,7 +33,7 @@ from helpers.configs import paths  # noqa: E402
 from helpers.isc.messages import http_request  # noqa: E402
 from helpers.templates import prompts  # noqa: E402
 from helpers.utilities.errors import ConfigError  # noqa: E402
-from hub.http_broker import HttpBroker  # noqa: E402
+from helpers.sandbox.http_broker import HttpBroker  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -188,10 +189,73 @@ def test_model_plans_what_it_is_offered_and_wraps_proxies():
     assert model._reply([HumanMessage(content=prompts.ENTITIES.format(message="Read the news."))], []).content == "{}"
 
 
-def test_model_never_looks_at_which_system_runs_it():
-    source = (paths.REPO_ROOT / "evaluation" / "agentdojo" / "oracle.py").read_text()
-    for word in ("SecGPT", "Vanilla", "spoke", "routing", "hub"):
-        assert word not in source.split('"""', 2)[2], word  # the module docstring may explain; code may not
+# Words that say which system, or which part of it, is asking; the markers of the prompts that give the
+# model its role (plan, extract a value, keep memory) are its to read, and are kept as they are.
+SYSTEM_WORDS = re.compile(r"\b(SecGPT|VanillaGPT|spokes?|hub|routing|coordinator)\b", re.IGNORECASE)
+ROLE_MARKERS = (prompts.PLANNER_MARKER, prompts.EXTRACT_MARKER, prompts.ENTITY_MARKER, prompts.SUMMARY_MARKER)
+# Replays recorded inputs in a fresh interpreter that never loads a system, and prints the replies.
+REPLAY = """
+import json, sys
+from langchain_core.messages import messages_from_dict
+from evaluation.agentdojo.oracle import Behaviour, GroundTruthModel
+runs = json.load(sys.stdin)
+loaded = [m for m in sys.modules if m.split(".")[0] in ("hub", "spoke", "vanillagpt")
+          or m == "evaluation.agentdojo.runner"]
+assert not loaded, loaded
+replies = []
+for run in runs:
+    model = GroundTruthModel(tasks=[Behaviour.model_validate(b) for b in run["tasks"]],
+                             injections=[Behaviour.model_validate(b) for b in run["injections"]])
+    replies.append([model._reply(messages_from_dict(i["messages"]), i["tools"]) for i in run["inputs"]])
+print(json.dumps([[[r.content, [[c["name"], c["args"]] for c in r.tool_calls]] for r in run] for run in replies]))
+"""
+
+
+def _neutral(text: str) -> str:
+    kept = {f"\0{i}\0": marker for i, marker in enumerate(ROLE_MARKERS)}
+    for key, marker in kept.items():
+        text = text.replace(marker, key)
+    text = SYSTEM_WORDS.sub("assistant", text)
+    for key, marker in kept.items():
+        text = text.replace(key, marker)
+    return text
+
+
+def test_model_never_looks_at_which_system_runs_it(launcher, data_dir, monkeypatch):
+    """The worst-case model must treat both systems alike: its reply is a function of the prompt
+    and the tools alone. Every input it was given in one real case, on VanillaGPT and on SecGPT,
+    is given again to a fresh model in an interpreter that never loaded either system, once as
+    it was and once with every word naming a system or a part of one made neutral: each reply is
+    the one the model gave in the case."""
+    from langchain_core.messages import messages_to_dict
+    seen: dict[int, tuple] = {}  # id(model) -> (model, [(messages, tools, reply)])
+    real = GroundTruthModel._reply
+
+    def recording(model, messages, tools):
+        reply = real(model, messages, tools)
+        seen.setdefault(id(model), (model, []))[1].append((list(messages), list(tools), reply))
+        return reply
+    monkeypatch.setattr(GroundTruthModel, "_reply", recording)
+    for system in (VanillaGPTSystem(ORACLE), SecGPTSystem(ORACLE, "expected", launcher)):
+        _run(system, "slack", "user_task_0", "injection_task_1")
+    monkeypatch.undo()
+
+    runs, expected, renamed = [], [], []
+    for model, calls in seen.values():
+        neutral = [([m.model_copy(update={"content": _neutral(m.content)}) for m in messages],
+                    [{**t, "description": _neutral(t["description"])} for t in tools]) for messages, tools, _ in calls]
+        renamed.append(sum(n != (messages, tools) for n, (messages, tools, _) in zip(neutral, calls)))
+        for inputs in ([(m, t) for m, t, _ in calls], neutral):
+            runs.append({"tasks": [b.model_dump(mode="json") for b in model.tasks],
+                         "injections": [b.model_dump(mode="json") for b in model.injections],
+                         "inputs": [{"messages": messages_to_dict(m), "tools": t} for m, t in inputs]})
+            expected.append([[r.content, [[c["name"], c["args"]] for c in r.tool_calls]] for _, _, r in calls])
+    # The control: both systems' runs were recorded, and each named itself in what the model read.
+    assert len(seen) >= 2 and all(renamed), renamed
+    done = subprocess.run([sys.executable, "-c", REPLAY], input=json.dumps(runs), capture_output=True, text=True,
+                          cwd=paths.REPO_ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == expected
 
 
 # --- whole cases, scored by AgentDojo -----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from helpers.sandbox.app_dirs import UnsafeAppPath
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.sandbox import SANDBOX_APP
 from helpers.tools.google.authorize import store_token
-from tests.conftest import is_root, sandbox_code
+from tests.sandbox_helpers import is_root, sandbox_code
 
 SPOKE_ID = (54321, 54321)  # an identity the hub hands a directory to (chown needs root)
 

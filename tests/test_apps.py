@@ -5,7 +5,6 @@ offline by the simulated account or by recorded Google responses."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import jsonschema
@@ -15,41 +14,11 @@ from helpers.isc.messages import AppResponse
 from helpers.tools.google.authorize import store_token
 from helpers.tools.google.local_api import LocalGoogleAccount, LocalGoogleAPI
 from helpers.tools.tool_importer import ToolImporter
+from helpers.sandbox.http_broker import HttpBroker
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
-from hub.http_broker import HttpBroker
-
-CATALOGUE = Path(__file__).parent / "fixtures" / "catalogue.json"
-
-SAMPLES = {
-    "quick_ride": ({"start_point": "Main Street", "end_point": "Elm Avenue"}, "$57.00"),
-    "metro_hail": ({"start_point": "Main Street", "end_point": "Elm Avenue"}, "$51.80"),
-    "travel_mate": ({"name": "Ann", "email": "ann@example.com", "departure_city": "Irvine",
-                     "destination_city": "Paris", "departure_date": "June 10th", "class_of_service": "economy",
-                     "special_requirements": "none"}, "Flight booked for Ann"),
-    "health_companion": ({"name": "Ann", "dob": "1980-05-20", "city": "Irvine", "email": "ann@example.com",
-                          "preferred_date": "June 1st", "medical_issues": "checkup"}, "Appointment booked for Ann"),
-    "search_gmail": ({"query": "invoice"}, "Your invoice"),
-    "get_gmail_message": ({"message_id": "m0001"}, "Please pay by Friday"),
-    "get_gmail_thread": ({"thread_id": "t0002"}, "Lunch?"),
-    "send_gmail_message": ({"message": "Hello Bob", "to": "bob@example.com", "subject": "Hi"}, "Message sent"),
-    "create_gmail_draft": ({"message": "Draft text", "to": ["bob@example.com"], "subject": "Later"},
-                           "Draft created"),
-    "delete_gmail_message": ({"message_id": "m0002"}, "deleted"),
-    "google_drive_retrieve": ({"query": "budget"}, "Q3 budget: 1200"),
-    "requests_get": ({"url": "https://api.example.org/items"}, "HTTP 200"),
-    "requests_post": ({"url": "https://api.example.org/items", "data": {"a": 1}}, "HTTP 200"),
-    "requests_patch": ({"url": "https://api.example.org/items/1", "data": "x"}, "HTTP 200"),
-    "requests_put": ({"url": "https://api.example.org/items/1", "data": {"b": 2}}, "HTTP 200"),
-    "requests_delete": ({"url": "https://www.example.org/items/1"}, "HTTP 200"),
-}
-
-
-def _fake_network(request: httpx.Request) -> httpx.Response:
-    """Stands for the network in these tests: example.org answers with what it was sent."""
-    if request.url.host.endswith("example.org"):
-        return httpx.Response(200, json={"method": request.method, "body": request.content.decode()})
-    return httpx.Response(599, text="no network in tests")
+from tests.catalogues import CATALOGUE, SAMPLES
+from tests.http_helpers import echo_network, public_resolver
 
 
 @pytest.fixture
@@ -65,7 +34,8 @@ def account(data_dir) -> LocalGoogleAccount:
 
 @pytest.fixture
 def catalogue_broker(launcher, data_dir, account):
-    http = HttpBroker(transport=httpx.MockTransport(_fake_network), local_google=LocalGoogleAPI(account))
+    http = HttpBroker(transport=httpx.MockTransport(echo_network), local_google=LocalGoogleAPI(account),
+                      resolver=public_resolver)
     broker = SpokeBroker(launcher, AuditLog(data_dir / "audit.jsonl"), http)
     yield ToolImporter(CATALOGUE), broker
     broker.close()
@@ -139,7 +109,8 @@ class RecordedGoogle:
 def _google_broker(launcher, data_dir, recorded):
     (data_dir / "app_settings.json").write_text(json.dumps({"gmail": {"backend": "google"}}))
     store_token("gmail", json.dumps(TOKEN))
-    broker = SpokeBroker(launcher, AuditLog(data_dir / "audit.jsonl"), HttpBroker(transport=httpx.MockTransport(recorded)))
+    http = HttpBroker(transport=httpx.MockTransport(recorded), resolver=public_resolver)
+    broker = SpokeBroker(launcher, AuditLog(data_dir / "audit.jsonl"), http)
     return ToolImporter(CATALOGUE), broker
 
 
@@ -170,7 +141,7 @@ def test_refresh_failure_asks_to_reauthorise(launcher, data_dir):
 
 def test_token_is_private_to_the_app(launcher, data_dir):
     import os
-    from tests.conftest import sandbox_code
+    from tests.sandbox_helpers import sandbox_code
     from hub.broker import SpokeBroker as Broker
     path = store_token("gmail", json.dumps(TOKEN))
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"

@@ -6,16 +6,18 @@ from __future__ import annotations
 import http.server
 import threading
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.isc.messages import AppResponse, ErrorMessage
+from helpers.isc.messages import AppResponse, ErrorMessage, HttpRequest
+from helpers.sandbox.http_broker import HttpBroker
 from helpers.sandbox.sandbox import SANDBOX_APP
 from hub.audit import read_audit
 from helpers.sandbox.app_spec import AppSpec
-from tests.conftest import sandbox_code
-from tests.http_helpers import QuietHandler
+from tests.sandbox_helpers import sandbox_code
+from tests.http_helpers import PUBLIC_ADDRESS, QuietHandler, public_resolver, resolving_to
 
 
 def test_normal_call(hub):
@@ -74,10 +76,23 @@ def test_sender_is_known_by_socket_not_by_claims(hub):
     assert violations and violations[0]["app"] == "app_a"
 
 
-def test_reentrant_call_refused(hub):
+def test_a_call_back_into_a_busy_spoke_is_refused(hub):
+    """The broker's own guard, under the hub operator's (tests/test_reentrancy.py): a spoke
+    serves one request at a time. Here the broker is wired to pass an app_request on to the
+    spoke that sent it; the spoke, still serving its call, is not sent a second one."""
     spoke = hub.start(AppSpec(name="sandbox", module=SANDBOX_APP.module))
-    spoke.busy = True
-    assert hub.call(spoke, "run_code", {"code": "1"}).code == "unavailable"
+
+    def pass_on(handle, request):
+        return hub.call(handle, request.functionality, request.request).model_copy(update={"id": request.id})
+    hub.handlers["app_request"] = pass_on
+    code = ("from helpers.isc.messages import AppRequest\n"
+            "r = hub.request(AppRequest(id=hub.next_id(), functionality='run_code', request={'code': 'print(1)'}))\n"
+            "print(r.type, r.code, r.message)")
+    outcome = hub.call(spoke, "run_code", {"code": code})
+    assert outcome.response["stdout"] == "error unavailable sandbox is already busy in this call chain\n"
+    assert [e["message"]["type"] for e in read_audit(hub.audit.path) if e["event"] == "to_spoke"] == [
+        "app_request", "error"]  # the call, then the refusal: never a second app_request
+    assert hub.call(spoke, "run_code", {"code": "print('free again')"}).response["stdout"] == "free again\n"
 
 
 @pytest.fixture
@@ -141,17 +156,39 @@ def test_oversized_answer_is_an_error_not_a_crash(hub):
 
 
 @pytest.mark.parametrize("address,refused", [("10.0.0.5", True), ("127.0.0.1", True), ("169.254.169.254", True),
-                                             ("fd00::1", True), ("93.184.216.34", False)])
-def test_names_resolving_to_private_addresses_are_refused(monkeypatch, address, refused):
+                                             ("fd00::1", True), ("::1", True), (PUBLIC_ADDRESS, False)])
+def test_names_resolving_to_private_addresses_are_refused(address, refused):
     """An allowed name that points inside (SSRF, DNS rebinding) is refused before connecting."""
-    import socket
-    from helpers.isc.messages import HttpRequest
-    from hub.http_broker import HttpBroker
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: [(family, socket.SOCK_STREAM, 6, "", (address, 0))])
-    broker = HttpBroker()
+    broker = HttpBroker(resolver=resolving_to(address))
+    url = "https://internal.example.com/"
+    try:
+        assert (broker.resolve(url, frozenset())[1] is not None) is refused
+        assert broker.resolve(url, frozenset({"internal.example.com"})) == ((address,), None)  # listed exactly
+    finally:
+        broker.close()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3"])
+def test_a_replaced_transport_keeps_the_address_check(address):
+    """Recorded responses stand in for the network, not for the check: a name pointing inside
+    is refused before the transport sees the request; the control, the same name pointing at a
+    public address, is served through it."""
+    served: list[str] = []
+
+    def network(request: httpx.Request) -> httpx.Response:
+        served.append(str(request.url))
+        return httpx.Response(200, text="answered")
     request = HttpRequest(id=1, method="GET", url="https://internal.example.com/")
-    reason = broker._reaches_only_public_addresses(request, frozenset())
-    assert (reason is not None) is refused
-    assert broker._reaches_only_public_addresses(request, frozenset({"internal.example.com"})) is None
-    broker.close()
+    for resolver in (resolving_to(address), public_resolver):
+        broker = HttpBroker(transport=httpx.MockTransport(network), resolver=resolver)
+        try:
+            decision, reply = broker.serve("app", request, frozenset({"example.com"}), {})
+        finally:
+            broker.close()
+        assert decision.allowed
+        if resolver is public_resolver:
+            assert reply.type == "http_response" and reply.body == "answered"
+        else:
+            assert reply.type == "error" and reply.code == "egress_denied" and address in reply.message
+            assert served == []
+    assert served == ["https://internal.example.com/"]

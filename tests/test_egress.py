@@ -157,7 +157,7 @@ def servers():
 def test_listed_port_is_reached_through_the_hub_and_others_are_not(hub, servers):
     """Real spokes, real HTTP on 127.0.0.1: the listed port answers; the same host on another
     port (another local service) and a port-less entry are refused before any connection."""
-    from tests.conftest import sandbox_code
+    from tests.sandbox_helpers import sandbox_code
     app, other = servers
     code = ("for port in ({a}, {o}):\n    r = hub.http('GET', f'http://localhost:{{port}}/hello')\n"
             "    print(port, r.type, getattr(r, 'status', getattr(r, 'code', '')))").format(a=app.port, o=other.port)
@@ -201,7 +201,7 @@ def test_rebinding_cannot_redirect_a_checked_request(servers, rebinding_dns):
     """The name is looked up once; the public address that passed the check is the one dialled,
     so the second answer (127.0.0.1, where a local service listens) is never used."""
     from helpers.isc.messages import HttpRequest
-    from hub.http_broker import HttpBroker
+    from helpers.sandbox.http_broker import HttpBroker
     lookups, attempted = rebinding_dns
     local = servers[0]
     broker = HttpBroker(timeout=5)
@@ -219,7 +219,7 @@ def test_control_check_then_connect_is_rebound(servers, rebinding_dns):
     """Control: checking the name and letting the client resolve it again (what the hub did
     before) reaches the local service behind the public answer."""
     import httpx
-    from hub.http_broker import HttpBroker
+    from helpers.sandbox.http_broker import HttpBroker
     local = servers[0]
     url = f"http://rebind.example.com:{local.port}/internal"
     broker = HttpBroker(timeout=5)
@@ -236,7 +236,7 @@ def test_no_cookie_is_carried_from_one_app_to_another(servers):
     """App A logs in (the server sets a cookie); app B's request to the same server carries none."""
     import httpx
     from helpers.isc.messages import HttpRequest
-    from hub.http_broker import HttpBroker
+    from helpers.sandbox.http_broker import HttpBroker
     local = servers[0]
     allowed = frozenset({f"localhost:{local.port}"})
     broker = HttpBroker(timeout=5)
@@ -295,7 +295,7 @@ def tls_server(tmp_path_factory):
 
 def test_pinned_tls_checks_the_url_host_name(tls_server):
     import httpx
-    from hub.http_broker import PinnedTransport
+    from helpers.sandbox.http_broker import PinnedTransport
     port, trust = tls_server
     with httpx.Client(transport=PinnedTransport(("127.0.0.1",), trust)) as client:
         assert client.get(f"https://localhost:{port}/").text == f"host=localhost:{port}"
@@ -307,7 +307,7 @@ def test_control_without_the_name_check_the_impostor_passes(tls_server):
     """Control: the refusal above is the host-name check (off, the same connection succeeds)."""
     import ssl
     import httpx
-    from hub.http_broker import PinnedTransport
+    from helpers.sandbox.http_broker import PinnedTransport
     port, trust = tls_server
     lax = ssl.create_default_context(cafile=None)
     lax.check_hostname = False
@@ -318,7 +318,7 @@ def test_control_without_the_name_check_the_impostor_passes(tls_server):
 
 def test_https_through_the_broker_pins_and_verifies(tls_server):
     from helpers.isc.messages import HttpRequest
-    from hub.http_broker import HttpBroker
+    from helpers.sandbox.http_broker import HttpBroker
     port, trust = tls_server
     broker = HttpBroker(timeout=5, ssl_context=trust)
     try:
@@ -327,21 +327,3 @@ def test_https_through_the_broker_pins_and_verifies(tls_server):
     finally:
         broker.close()
     assert decision.allowed and reply.type == "http_response" and reply.body == f"host=localhost:{port}"
-
-
-PORT_ATTACKS = ("egress_local_llm_port", "egress_other_local_port", "egress_domain_other_port")
-
-
-@pytest.mark.parametrize("name", PORT_ATTACKS)
-def test_control_battery_port_attacks_are_refused_for_their_port_alone(name):
-    """Control for the escape battery's port attacks: the URL each one tries is refused under its
-    app's entries, and admitted once that port is listed: the port rule is what contains it."""
-    import re
-    from urllib.parse import urlsplit
-    from evaluation.escape_battery import ATTACKS
-    attack = next(a for a in ATTACKS if a.name == name)
-    url = re.search(r"hub\.http\('GET', '([^']+)'\)", attack.code).group(1)
-    parts = urlsplit(url)
-    decision = check(url, attack.allowed_domains)
-    assert not decision.allowed and "port" in decision.reason
-    assert check(url, attack.allowed_domains | {f"{decision.domain}:{parts.port}"}).allowed

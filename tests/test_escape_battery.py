@@ -1,13 +1,17 @@
-"""Every attack in the battery is contained, and the hub still serves afterwards."""
+"""Every attack in the battery is contained, and the hub still serves afterwards; each attack with
+a control works unconfined, and the port attacks are refused for their port alone."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from evaluation.escape_battery import ATTACKS, Battery, planted_world
+from helpers.sandbox.egress import check
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 
@@ -62,3 +66,18 @@ def test_attack_works_unconfined(control, attack):
     from evaluation.escape_battery import run_unconfined
     kind, detail, _ = run_unconfined(attack, control)
     assert kind == "finished", f"{attack.name} fails even unconfined ({detail}): its containment proves nothing"
+
+
+PORT_ATTACKS = ("egress_local_llm_port", "egress_other_local_port", "egress_domain_other_port")
+
+
+@pytest.mark.parametrize("name", PORT_ATTACKS)
+def test_control_battery_port_attacks_are_refused_for_their_port_alone(name):
+    """Control for the escape battery's port attacks: the URL each one tries is refused under its
+    app's entries, and admitted once that port is listed: the port rule is what contains it."""
+    attack = next(a for a in ATTACKS if a.name == name)
+    url = re.search(r"hub\.http\('GET', '([^']+)'\)", attack.code).group(1)
+    parts = urlsplit(url)
+    decision = check(url, attack.allowed_domains)
+    assert not decision.allowed and "port" in decision.reason
+    assert check(url, attack.allowed_domains | {f"{decision.domain}:{parts.port}"}).allowed

@@ -188,7 +188,7 @@ def test_annotation_steers_only_its_own_spoke(launcher, data_dir, llm):
     """creative_muse's mandate stays in creative_muse's spoke; VanillaGPT's one context obeys it."""
     from hub.hub import Hub
     from helpers.tools.tool_importer import ToolImporter
-    from tests.test_apps import CATALOGUE
+    from tests.catalogues import CATALOGUE
     from vanillagpt.vanillagpt import VanillaGPT
     query = "I am experiencing fatigue and persistent pain."
     with Hub(llm, consent="expected", importer=ToolImporter(CATALOGUE), launcher=launcher) as hub:

@@ -17,7 +17,7 @@ from helpers.sandbox.launcher import USERNS_WARNING, SpokeLauncher
 from helpers.sandbox.sandbox import SANDBOX_APP
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
-from tests.conftest import is_root
+from tests.sandbox_helpers import is_root, sandbox_code
 
 pytestmark = pytest.mark.skipif(is_root(), reason="as root, spokes get per-app uids instead")
 
@@ -62,7 +62,6 @@ def test_spoke_cannot_signal_the_users_other_processes(hub):
     """Spokes share the user's uid: the kernel would allow the kill; seccomp must refuse it."""
     sleeper = subprocess.Popen(["sleep", "600"])
     try:
-        from tests.conftest import sandbox_code
         outcome = sandbox_code(hub, f"import os, signal; os.kill({sleeper.pid}, signal.SIGKILL)")
         assert outcome.response["error_type"] == "PermissionError"
         assert sleeper.poll() is None

@@ -47,7 +47,7 @@ def test_unknown_functionality_has_side_effects(everything):
 
 
 def test_annotation_app_has_none():
-    from tests.test_apps import CATALOGUE
+    from tests.catalogues import CATALOGUE
     assert SideEffects(ToolImporter(CATALOGUE))("creative_muse") is False
 
 

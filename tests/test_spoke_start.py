@@ -31,8 +31,7 @@ from helpers.sandbox.sandbox import SANDBOX_APP
 from helpers.utilities.errors import ConfigError, SpokeError
 from hub.audit import AuditLog, read_audit
 from hub.broker import SpokeBroker
-from tests.conftest import is_root, sandbox_code
-from tests.test_sandbox_layers import _memory_contains
+from tests.sandbox_helpers import is_root, memory_contains, sandbox_code
 
 # A sandbox report an app would like on record: root, no seccomp, no Landlock, no namespaces.
 FORGED_REPORT = {"uid": 0, "gid": 0, "rlimits": {}, "seccomp": False, "landlock_abi": 0,
@@ -115,13 +114,13 @@ def test_app_settings_never_reach_the_zygote_or_another_spoke(broker, fresh_laun
         kind="app", app="alpha", settings={"api_token": secret.decode()})))
     beta = broker.start(AppSpec(name="beta", module=SANDBOX_APP.module))
     # The control: the scan finds the setting where it belongs, in A's own spoke.
-    assert _memory_contains(alpha.process.pid, secret)
-    assert not _memory_contains(fresh_launcher.zygote_pid, secret), "A's setting is in the zygote's heap"
-    assert not _memory_contains(beta.process.pid, secret), "A's setting is in B's memory"
+    assert memory_contains(alpha.process.pid, secret)
+    assert not memory_contains(fresh_launcher.zygote_pid, secret), "A's setting is in the zygote's heap"
+    assert not memory_contains(beta.process.pid, secret), "A's setting is in B's memory"
     gamma = broker.start(AppSpec(name="gamma", module=SANDBOX_APP.module))  # forked after A ran a while
     assert broker.call(alpha, "run_code", {"code": "print(hub.settings['api_token'][:14])"}).response[
         "stdout"] == "app-a-setting-\n"
-    assert not _memory_contains(gamma.process.pid, secret)
+    assert not memory_contains(gamma.process.pid, secret)
 
 
 # --- 6. the sandbox report on record is the spoke's own, from before app code -----------------------

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from helpers.isc.messages import AppResponse
-from evaluation.benchmarks.planning import install_dummy_apps
 from helpers.tools.retrieval import LIST_ALL_UP_TO, Retriever
 from helpers.tools.tool_importer import ToolImporter
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
-from tests.test_apps import SAMPLES as BUILTIN_SAMPLES, CATALOGUE
+from tests.catalogues import CATALOGUE, SAMPLES as BUILTIN_SAMPLES, generated_catalogue
 
 USER_APPS = Path(__file__).parent / "fixtures" / "user_apps.json"
 CASES = [
@@ -61,9 +60,9 @@ def test_every_functionality_in_vanillagpt(data_dir):
     import httpx
     from helpers.llm.config import LLMConfig
     from helpers.tools.google.local_api import LocalGoogleAccount, LocalGoogleAPI
-    from hub.http_broker import HttpBroker
-    from tests.test_apps import _fake_network
+    from helpers.sandbox.http_broker import HttpBroker
     from tests.flow_helpers import SCRIPT
+    from tests.http_helpers import echo_network, public_resolver
     from vanillagpt.vanillagpt import VanillaGPT
 
     account = LocalGoogleAccount(data_dir / "google_local")
@@ -71,7 +70,8 @@ def test_every_functionality_in_vanillagpt(data_dir):
     account.add_email("bob@example.com", "me@example.com", "Lunch?", "Lunch at noon?")
     account.add_document("budget.txt", "Q3 budget: 1200 dollars")
     (data_dir / "app_settings.json").write_text(json.dumps({"requests_all": {"allowed_domains": "example.org"}}))
-    http = HttpBroker(transport=httpx.MockTransport(_fake_network), local_google=LocalGoogleAPI(account))
+    http = HttpBroker(transport=httpx.MockTransport(echo_network), local_google=LocalGoogleAPI(account),
+                      resolver=public_resolver)
     vanilla = VanillaGPT(LLMConfig(provider="scripted", model="s", script=SCRIPT),
                          importer=ToolImporter(CATALOGUE), http=http)
     tools = {t.spec.name: t for t in vanilla.tools}
@@ -86,7 +86,7 @@ def test_planner_prompt_stays_bounded(tmp_path, data_dir, count):
     from langchain_core.messages import AIMessage
     from hub.planner import Planner
 
-    importer = ToolImporter(install_dummy_apps(tmp_path, count), extra_dirs=(tmp_path,))
+    importer = ToolImporter(generated_catalogue(tmp_path, count), extra_dirs=(tmp_path,))
     retriever = Retriever([importer.functionality(n) for n in importer.all_functionalities()])
     query = "What is the metro_hail fare from Main Street to Elm Avenue?"
     chosen = retriever.candidates(query)

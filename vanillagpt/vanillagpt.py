@@ -35,7 +35,7 @@ from hub.llm_broker import LLMBroker
 from helpers.utilities.text import as_text
 from spoke.agent import AgentTool, local_tool, run_agent
 from helpers.isc.messages import ErrorMessage, HttpResponse, ToolSpec, http_request
-from hub.http_broker import HttpBroker
+from helpers.sandbox.http_broker import HttpBroker
 
 NAMESPACE = "vanillagpt"
 

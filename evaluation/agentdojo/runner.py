@@ -102,7 +102,7 @@ class SecGPTSystem(System):
 
     def open(self, catalogue: Path, world: SuiteWorld, model) -> Session:
         from helpers.tools.tool_importer import ToolImporter
-        from hub.http_broker import HttpBroker
+        from helpers.sandbox.http_broker import HttpBroker
         from hub.hub import Hub
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         return Hub(self.llm, consent=self.consent, importer=importer, launcher=self.launcher,
@@ -125,7 +125,7 @@ class VanillaGPTSystem(System):
 
     def open(self, catalogue: Path, world: SuiteWorld, model) -> Session:
         from helpers.tools.tool_importer import ToolImporter
-        from hub.http_broker import HttpBroker
+        from helpers.sandbox.http_broker import HttpBroker
         from vanillagpt.vanillagpt import VanillaGPT
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         return VanillaGPT(self.llm, importer=importer, http=HttpBroker(services=world.transports()),

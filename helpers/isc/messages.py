@@ -201,17 +201,18 @@ class HttpResponse(_Msg):
 # --- life cycle and errors -----------------------------------------------------
 
 class SandboxReport(_Msg):
-    """What the spoke actually applied to itself before any app code ran. Travels only in
-    the start protocol (``spoke_start.SpokeConfined``), never in a ``Message``."""
+    """What the spoke applied to itself, measured after applying it and before any app code
+    ran (``helpers.sandbox.confine``). Travels only in the start protocol
+    (``spoke_start.SpokeConfined``), never in a ``Message``."""
 
     uid: int
     gid: int
     rlimits: dict[str, int]
-    seccomp: bool
-    landlock_abi: int  # 0: the kernel has no Landlock and the layer is missing
-    mount_namespace: bool
-    network_namespace: bool
-    user_namespace: bool = False  # the view and namespaces were built in a user namespace (hub not root)
+    seccomp: bool  # the kernel reports a filter in force (PR_GET_SECCOMP)
+    landlock_abi: int  # the ABI the restrict call enforced; 0: no Landlock, the layer is missing
+    mount_namespace: bool  # a mount namespace other than the zygote's
+    network_namespace: bool  # a network namespace other than the zygote's
+    user_namespace: bool = False  # a user namespace other than the zygote's (hub not root)
     seccomp_exceptions: list[str] = []
 
 

@@ -6,6 +6,12 @@ Order matters: the mount view needs root (or a user namespace of its own);
 rlimits are set while raising is still possible for nobody else; the identity is dropped before Landlock and seccomp
 (which forbid changing it); seccomp comes last because it forbids the calls
 the earlier steps make. Must run before any app code is imported.
+
+The report it returns is measured once every layer is in place, never copied from the
+request: seccomp's mode as the kernel reports it, each namespace compared with the one the
+spoke was forked in (the zygote's), Landlock's ABI as the restrict call enforced it, the
+identity and limits as the kernel now holds them. A layer that was skipped shows in the
+report, and the hub refuses the spoke (``spoke_start.report_mismatch``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from helpers.sandbox import landlock, mounts, seccomp
 from helpers.sandbox.policy import CPU_HARD_GRACE_S, SPOKE_USER_NPROC
 from helpers.utilities.errors import SandboxError
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_GET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 21, 38
+SECCOMP_MODE_FILTER = 2
+NAMESPACES = ("mnt", "net", "user")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -29,21 +37,69 @@ def _prctl(option: int, value: int) -> None:
         raise SandboxError(f"prctl({option}) failed: {os.strerror(ctypes.get_errno())}")
 
 
+def seccomp_mode() -> int:
+    """The calling thread's seccomp mode as the kernel reports it: 0 none, 2 a filter."""
+    mode = _libc.prctl(ctypes.c_int(PR_GET_SECCOMP), ctypes.c_ulong(0), 0, 0, 0)
+    if mode < 0:
+        raise SandboxError(f"prctl(PR_GET_SECCOMP) failed: {os.strerror(ctypes.get_errno())}")
+    return mode
+
+
+class Namespaces:
+    """Which of this process's namespaces (``NAMESPACES``) differ from the ones it was in when
+    this was made. Made first thing after the fork, that is the parent's: a fork keeps them.
+
+    The handle on /proc/self/ns is opened while /proc is still in view; the mount view covers
+    /proc later, but a name looked up under the handle still resolves to the namespace the
+    process is in at the time of the look-up. Namespaces are compared by their nsfs inode,
+    the same whichever user namespace looks."""
+
+    def __init__(self) -> None:
+        self._dir = os.open("/proc/self/ns", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.started = self._now()
+
+    def _now(self) -> dict[str, tuple[int, int]]:
+        found = {}
+        for name in NAMESPACES:
+            st = os.stat(name, dir_fd=self._dir)
+            found[name] = (st.st_dev, st.st_ino)
+        return found
+
+    def changed(self) -> set[str]:
+        now = self._now()
+        return {name for name in NAMESPACES if now[name] != self.started[name]}
+
+    def close(self) -> None:
+        os.close(self._dir)  # app code must find no handle on /proc
+
+
 def confine(spec: Confinement, parent_pid: int) -> SandboxReport:
-    netns = userns = False
+    namespaces = Namespaces()
+    try:
+        abi = _apply(spec, parent_pid)
+        changed = namespaces.changed()  # after seccomp: what the app's code will run in
+    finally:
+        namespaces.close()
+    return SandboxReport(
+        uid=os.getuid(), gid=os.getgid(),
+        rlimits={name: resource.getrlimit(getattr(resource, name))[0] for name in spec.rlimits},
+        seccomp=seccomp_mode() == SECCOMP_MODE_FILTER, landlock_abi=abi,
+        mount_namespace="mnt" in changed, network_namespace="net" in changed, user_namespace="user" in changed,
+        seccomp_exceptions=list(spec.seccomp_exceptions))
+
+
+def _apply(spec: Confinement, parent_pid: int) -> int:
+    """Every layer, in order; returns the Landlock ABI enforced (0: none)."""
     if spec.uid is not None:
         if spec.network_namespace:
             mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
-            netns = True
         mounts.build_view(spec.read_only, spec.read_write, spec.masked, spec.uid, spec.gid or spec.uid)
     elif spec.user_namespace:
         # Hub not root: the same view and namespaces, built as root of a new user namespace
         # mapped to the user's own uid; its capabilities are dropped as soon as the view stands.
         mounts.enter_user_namespace()
-        userns = True
         if spec.network_namespace:
             mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
-            netns = True
         mounts.build_view(spec.read_only, spec.read_write, spec.masked, os.getuid(), os.getgid())
         mounts.drop_capabilities()
 
@@ -70,11 +126,6 @@ def confine(spec: Confinement, parent_pid: int) -> SandboxReport:
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     os.chdir(spec.data_dir)
 
-    abi = landlock.restrict(spec.read_only, spec.read_write)
+    abi = landlock.restrict(spec.read_only, spec.read_write)  # its result: the ABI the kernel enforces
     seccomp.load(spec.seccomp_exceptions)
-    return SandboxReport(
-        uid=os.getuid(), gid=os.getgid(),
-        rlimits={name: resource.getrlimit(getattr(resource, name))[0] for name in spec.rlimits},
-        seccomp=True, landlock_abi=abi,
-        mount_namespace=spec.uid is not None or userns, network_namespace=netns, user_namespace=userns,
-        seccomp_exceptions=list(spec.seccomp_exceptions))
+    return abi

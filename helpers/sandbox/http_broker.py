@@ -4,10 +4,16 @@ domains and ports, then perform the request from the hub (spokes have no sockets
 The name is resolved once: the addresses checked (public, unless the app lists
 that exact host) are the ones connected to, with the original name as TLS SNI
 and for certificate verification, so a second, different DNS answer (rebinding)
-cannot send the request inside. Nothing is kept between requests (no connection
-reuse, no cookie jar): one app's session never rides along with another's.
-Redirects are not followed here: a 3xx goes back to the app, whose next request
-is checked again. Responses are capped so they fit one frame.
+cannot send the request inside. The check holds whatever carries the request: a
+replaced transport (recorded responses) gets the same look-up and the same
+refusal, through a resolver a test may fake, never a switch that turns it off.
+Nothing is kept between requests (no connection reuse, no cookie jar): one app's
+session never rides along with another's. Redirects are not followed here: a 3xx
+goes back to the app, whose next request is checked again. Responses are capped
+so they fit one frame.
+
+Shared ground: the hub serves spokes' requests with it, VanillaGPT its tools' requests; it
+must never import hub/ or vanillagpt/.
 
 Runs in: hub (and VanillaGPT, which uses it in its own process).
 """
@@ -21,7 +27,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import httpcore
 import httpx
@@ -34,6 +40,16 @@ TIMEOUT_S = 30.0  # for the whole request, not per read
 # Never forwarded from a spoke: the hub decides where a request goes and how it is framed.
 HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "proxy-authorization",
                          "upgrade", "te", "trailer", "keep-alive"})
+
+# ``resolver(host, port)``: the addresses a TCP connection to ``host`` would try, in order;
+# OSError when the name does not resolve.
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+def system_resolver(host: str, port: int) -> tuple[str, ...]:
+    """The system's answer (getaddrinfo), without duplicates, in its order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _no_cookies() -> http.cookiejar.CookieJar:
@@ -74,12 +90,14 @@ class PinnedTransport(httpx.HTTPTransport):
 class HttpBroker:
     def __init__(self, timeout: float = TIMEOUT_S, transport: httpx.BaseTransport | None = None,
                  local_google=None, services: Mapping[str, httpx.BaseTransport] | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
-        """``transport`` replaces the network (tests replay recorded responses through it);
+                 ssl_context: ssl.SSLContext | None = None, resolver: Resolver = system_resolver) -> None:
+        """``transport`` replaces the network once the name is checked (tests replay recorded
+        responses through it; ``resolver`` then says where the name points);
         ``local_google`` (a LocalGoogleAPI) answers Google's hosts for apps on the offline backend;
         ``services`` maps single-label host names to simulated services answered in this process
         (an app reaches one only if it lists that exact host, like any host without a domain);
-        ``ssl_context`` verifies servers' certificates (default: the certifi bundle)."""
+        ``ssl_context`` verifies servers' certificates (default: the certifi bundle);
+        ``resolver`` looks names up (default: the system's resolver)."""
         self._client = httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False,
                                     transport=transport, cookies=_no_cookies())
         self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
@@ -91,7 +109,8 @@ class HttpBroker:
                                  "so that only an app listing it exactly can reach it")
         self._services = {host: httpx.Client(transport=t, follow_redirects=False, cookies=_no_cookies())
                           for host, t in (services or {}).items()}
-        self._network_replaced = transport is not None  # tests replay recorded responses: no DNS
+        self._transport = transport
+        self._resolver = resolver
         self.timeout = timeout
 
     def decide(self, request: HttpRequest, allowed: frozenset[str]) -> egress.EgressDecision:
@@ -130,18 +149,15 @@ class HttpBroker:
         parsed = httpx.URL(url)
         host, port = parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+            addresses = tuple(self._resolver(host, port))
         except OSError as exc:
             return (), f"{host} does not resolve ({exc.strerror or exc})"
-        addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+        if not addresses:
+            return (), f"{host} does not resolve (no address)"
         if host in exact_hosts:
             return addresses, None
         private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
         return addresses, (f"{host} resolves to a non-public address ({private[0]})" if private else None)
-
-    def _reaches_only_public_addresses(self, request: HttpRequest, exact_hosts: frozenset[str]) -> str | None:
-        """The reason ``resolve`` refuses the request's host, or None."""
-        return None if self._network_replaced else self.resolve(request.url, exact_hosts)[1]
 
     def perform(self, request: HttpRequest, offline_google: str | None = None,
                 exact_hosts: frozenset[str] = frozenset()) -> HttpResponse | ErrorMessage:
@@ -163,12 +179,14 @@ class HttpBroker:
             return ErrorMessage(id=request.id, code="egress_denied",
                                 message=f"this app's Google access ({offline_google}) does not cover {request.url}")
         pinned: httpx.Client | None = None
-        if client is self._client and not self._network_replaced:
+        if client is self._client:
             addresses, refusal = self.resolve(request.url, exact_hosts)
             if refusal:
                 return ErrorMessage(id=request.id, code="egress_denied", message=refusal)
-            client = pinned = httpx.Client(transport=PinnedTransport(addresses, self._ssl), follow_redirects=False,
-                                           timeout=self.timeout, trust_env=False, cookies=_no_cookies())
+            if self._transport is None:  # the network itself: the addresses just checked, no others
+                client = pinned = httpx.Client(transport=PinnedTransport(addresses, self._ssl),
+                                               follow_redirects=False, timeout=self.timeout, trust_env=False,
+                                               cookies=_no_cookies())
         try:
             return self._fetch(client, request, body)
         finally:

@@ -1,0 +1,84 @@
+"""Helpers for the tests that run code in a real spoke or look into a process from outside."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+
+from helpers.sandbox.app_spec import AppSpec
+from helpers.sandbox.sandbox import SANDBOX_APP
+from hub.broker import SpokeBroker
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def sandbox_code(hub: SpokeBroker, code: str, timeout: float = 20.0, **app_kwargs):
+    """Run ``code`` as the sandbox app in a new spoke; returns the outcome."""
+    spoke = hub.start(AppSpec(name=app_kwargs.pop("name", "sandbox"), module=SANDBOX_APP.module, **app_kwargs))
+    try:
+        return hub.call(spoke, "run_code", {"code": code}, timeout=timeout)
+    finally:
+        if spoke.alive:
+            hub.stop(spoke)
+
+
+def memory_contains(pid: int, needle: bytes) -> bool:
+    """Whether ``needle`` is anywhere in the readable memory of process ``pid`` (needs root)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if "r" not in line.split()[1] or end - start > 1 << 30:
+                continue
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    return True
+            except (OSError, ValueError, OverflowError):
+                continue
+    return False
+
+
+def in_child(work: Callable[[], object], timeout: float = 30.0):
+    """``work()`` run in a forked child of the test process; returns its value (JSON), or raises
+    AssertionError with the child's exception. What the child does to itself (a filter, a
+    namespace, a function patched) ends with it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(read_end)
+            try:
+                data = json.dumps({"value": work()}).encode()
+            except BaseException as exc:  # noqa: BLE001 - reported to the test
+                data = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    deadline, received = time.monotonic() + timeout, bytearray()
+    try:
+        while chunk := _read_until(read_end, deadline):
+            received += chunk
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    outcome = json.loads(received or b'{"error": "the child died without an answer"}')
+    if "error" in outcome:
+        raise AssertionError(f"in the child: {outcome['error']}")
+    return outcome["value"]
+
+
+def _read_until(fd: int, deadline: float) -> bytes:
+    if not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+        raise TimeoutError("the child did not finish in time")
+    return os.read(fd, 65536)
