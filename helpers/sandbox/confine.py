@@ -39,7 +39,7 @@ def _prctl(option: int, value: int) -> None:
 
 def seccomp_mode() -> int:
     """The calling thread's seccomp mode as the kernel reports it: 0 none, 2 a filter."""
-    mode = _libc.prctl(ctypes.c_int(PR_GET_SECCOMP), ctypes.c_ulong(0), 0, 0, 0)
+    mode = int(_libc.prctl(ctypes.c_int(PR_GET_SECCOMP), ctypes.c_ulong(0), 0, 0, 0))
     if mode < 0:
         raise SandboxError(f"prctl(PR_GET_SECCOMP) failed: {os.strerror(ctypes.get_errno())}")
     return mode

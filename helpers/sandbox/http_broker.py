@@ -27,13 +27,17 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
 
 from helpers.isc.messages import ErrorMessage, HttpRequest, HttpResponse
 from helpers.sandbox import egress
+
+if TYPE_CHECKING:  # the offline Google backend is imported only when an app uses it
+    from helpers.tools.google.local_api import LocalGoogleAPI
 
 MAX_RESPONSE_BYTES = 128 * 1024  # JSON escaping can grow a body several times within the frame
 TIMEOUT_S = 30.0  # for the whole request, not per read
@@ -63,7 +67,8 @@ class _PinnedBackend(httpcore.SyncBackend):
     def __init__(self, addresses: tuple[str, ...]) -> None:
         self.addresses = addresses
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         error: Exception | None = None
         for address in self.addresses:  # in resolver order, like socket.create_connection
             try:
@@ -89,7 +94,7 @@ class PinnedTransport(httpx.HTTPTransport):
 
 class HttpBroker:
     def __init__(self, timeout: float = TIMEOUT_S, transport: httpx.BaseTransport | None = None,
-                 local_google=None, services: Mapping[str, httpx.BaseTransport] | None = None,
+                 local_google: LocalGoogleAPI | None = None, services: Mapping[str, httpx.BaseTransport] | None = None,
                  ssl_context: ssl.SSLContext | None = None, resolver: Resolver = system_resolver) -> None:
         """``transport`` replaces the network once the name is checked (tests replay recorded
         responses through it; ``resolver`` then says where the name points);
