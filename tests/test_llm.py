@@ -11,9 +11,12 @@ import pytest
 from pydantic import SecretStr
 
 from helpers.configs import paths
+from helpers.isc.messages import ChatMessage
+from helpers.llm.client import LLMClient
 from helpers.llm.config import DEFAULT_MODEL, NO_LLM_HELP, load_llm_config
 from helpers.llm.config import LLMConfig
-from helpers.utilities.errors import ConfigError
+from helpers.llm.langchain_model import LangChainModel
+from helpers.utilities.errors import ConfigError, LLMError
 from tests.flow_helpers import METRO, Q_ONE, SCRIPT, secgpt
 from tests.http_helpers import QuietHandler
 from tests.openai_server import OpenAIServer
@@ -117,6 +120,7 @@ def _no_leftovers(data_dir) -> None:
 # --- provider errors: a fixed category to the spoke, the detail (redacted) to the audit log ----------
 
 KEY = "sk-live-Zq8vK2mN4pR7tX1wY5bC9dF3gH6jL0"
+HI = [ChatMessage(role="user", content="hi")]
 
 
 class EchoingProvider:
@@ -142,6 +146,7 @@ class EchoingProvider:
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     def model(self, timeout: float = 10):
+        """The provider's LangChain model, as a raw client (no adapter)."""
         from langchain_openai import ChatOpenAI
         return ChatOpenAI(model="m", base_url=self.base_url, api_key=KEY, max_retries=0, timeout=timeout)
 
@@ -166,7 +171,7 @@ def test_control_the_providers_error_text_holds_the_key(echoing_provider):
 
 def test_spoke_gets_a_category_never_the_providers_text(launcher, data_dir, echoing_provider):
     from tests.hub_harness import ASK_LLM, operator_world
-    with operator_world(launcher, data_dir, model=echoing_provider.model()) as world:
+    with operator_world(launcher, data_dir, model=LangChainModel(echoing_provider.model())) as world:
         outcome, _ = world.run(ASK_LLM.format(n=1, size=10))
         assert outcome.response["stdout"] == "llm_error\nthe LLM call failed: auth_failed (401)\n"
         log = world.audit.path.read_text()
@@ -187,13 +192,10 @@ def test_user_sees_the_category_only(launcher, data_dir, echoing_provider):
                                              (404, "bad_request"), (429, "rate_limited"), (500, "provider_error"),
                                              (503, "provider_error")])
 def test_statuses_become_categories(status, category):
-    from hub.llm_broker import LLMBroker
-    from helpers.utilities.errors import LLMError
-    from langchain_core.messages import HumanMessage
     provider = EchoingProvider(status)
     try:
         with pytest.raises(LLMError) as info:
-            LLMBroker(provider.model()).invoke([HumanMessage("hi")])
+            LLMClient(LangChainModel(provider.model())).complete(HI)
     finally:
         provider.close()
     assert str(info.value) == f"the LLM call failed: {category} ({status})"
@@ -202,13 +204,10 @@ def test_statuses_become_categories(status, category):
 
 def test_timeouts_and_refused_connections_become_categories():
     import socket
-    from hub.llm_broker import LLMBroker
-    from helpers.utilities.errors import LLMError
-    from langchain_core.messages import HumanMessage
     slow = EchoingProvider(200, delay=3)
     try:
         with pytest.raises(LLMError, match=r"^the LLM call failed: timeout$"):
-            LLMBroker(slow.model(timeout=0.5)).invoke([HumanMessage("hi")])
+            LLMClient(LangChainModel(slow.model(timeout=0.5))).complete(HI)
     finally:
         slow.close()
     with socket.socket() as unused:
@@ -217,14 +216,13 @@ def test_timeouts_and_refused_connections_become_categories():
     from langchain_openai import ChatOpenAI
     closed = ChatOpenAI(model="m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=5)
     with pytest.raises(LLMError, match=r"^the LLM call failed: connection$"):
-        LLMBroker(closed).invoke([HumanMessage("hi")])
+        LLMClient(LangChainModel(closed)).complete(HI)
 
 
 @pytest.mark.parametrize("text", [f"key {KEY} was refused", "Authorization: Bearer abc.def-123", "api_key=hunter22x",
                                   '{"x-api-key": "k-1234567"}', "token: 0123456789abcdef0123456789abcdef01"])
 def test_credentials_are_redacted_from_the_detail(text):
-    from hub.llm_broker import LLMBroker
     from tests.hub_harness import echo_model
-    redacted = LLMBroker(echo_model()).redact(text)
+    redacted = LLMClient(echo_model()).redact(text)
     assert "[redacted]" in redacted
     assert not any(secret in redacted for secret in (KEY, "abc.def-123", "hunter22x", "k-1234567", "0123456789abcdef0"))
