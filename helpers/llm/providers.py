@@ -43,25 +43,25 @@ _OPENAI_NAME_PREFIXES = ("ft",)
 def split_model(name: str, base_url: str | None = None) -> tuple[Provider, str]:
     """(provider, model) of a ``--model`` value. ConfigError (one line) for a provider not known."""
     prefix, colon, rest = name.partition(":")
-    wanted = prefix.strip().lower().replace("-", "_")
-    if not colon or prefix in _OPENAI_NAME_PREFIXES:
-        return PROVIDERS["openai"], name
-    if wanted in PROVIDERS:
-        if not rest.strip():
-            raise ConfigError(f"{name!r} names no model: write {wanted}:<model name>")
-        return PROVIDERS[wanted], rest
-    if base_url:  # an OpenAI-compatible server's own name for its model
-        return PROVIDERS["openai"], name
-    return provider_named(prefix), rest
+    if not colon or prefix in _OPENAI_NAME_PREFIXES or (base_url and _known(prefix) is None):
+        return PROVIDERS["openai"], name  # with a base URL: the OpenAI-compatible server's own name
+    provider = provider_named(prefix)
+    if not rest.strip():
+        raise ConfigError(f"{name!r} names no model: write {provider.name}:<model name>")
+    return provider, rest
 
 
 def provider_named(name: str) -> Provider:
     """The provider called ``name``; ConfigError (one line, listing the known ones) if none is."""
-    provider = PROVIDERS.get(name.strip().lower().replace("-", "_"))
+    provider = _known(name)
     if provider is None:
         raise ConfigError(f"unknown LLM provider {name!r}: use --model provider:model with one of "
                           f"{', '.join(PROVIDERS)} (e.g. anthropic:claude-sonnet-4-5), or a bare OpenAI model name")
     return provider
+
+
+def _known(name: str) -> Provider | None:
+    return PROVIDERS.get(name.strip().lower().replace("-", "_"))  # LangChain writes google_genai, users google-genai
 
 
 def require_installed(provider: Provider) -> None:
