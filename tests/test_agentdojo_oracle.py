@@ -261,7 +261,7 @@ def _reply_elsewhere(payload: bytes, cwd: str, environ: dict[str, str]) -> str:
     return _shown(model.complete(messages, tools))
 
 
-def _shown(reply: AIMessage) -> str:
+def _shown(reply: ChatMessage) -> str:
     return json.dumps({"content": reply.content, "calls": [(c.name, c.args) for c in reply.tool_calls]},
                       sort_keys=True)
 

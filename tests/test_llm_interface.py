@@ -22,7 +22,8 @@ from helpers.llm.scripted import Script, ScriptedChatModel
 from helpers.utilities.errors import LLMError
 from tests import chat_helpers as chat
 
-FARE = chat.spec("metro_hail", "MetroHail fares.", {"type": "object", "properties": {"start_point": {"type": "string"}}})
+FARE = chat.spec("metro_hail", "MetroHail fares.",
+                 {"type": "object", "properties": {"start_point": {"type": "string"}}})
 CONVERSATION = [chat.system("You help."), chat.user("A fare from Main Street, please."),
                 chat.asked(("metro_hail", {"start_point": "Main Street", "stops": [1, {"x": None}]}, "c1"),
                            ("metro_hail", {}, "c2"), content="Let me look."),
@@ -80,7 +81,8 @@ def test_a_reply_that_is_no_valid_message_is_one_line_without_its_text():
     with pytest.raises(LLMError) as info:
         LLMClient(LangChainModel(bad)).complete([chat.user("hi")])
     message = str(info.value)
-    assert message.startswith("the LLM's reply is not a valid message (name: String should match pattern") and "\n" not in message
+    assert message.startswith("the LLM's reply is not a valid message (name: String should match pattern")
+    assert "\n" not in message
     assert "IGNORE" not in message and info.value.__context__ is None
 
 

@@ -25,7 +25,8 @@ class _InstantPlanner:
 
     def complete(self, messages, tools=(), purpose=""):
         self.prompt_chars = sum(len(m.content) for m in messages)
-        return ChatMessage(role="assistant", content='{"steps": [{"name": "metro_hail", "input": {}, "output": "fare"}]}')
+        return ChatMessage(role="assistant",
+                           content='{"steps": [{"name": "metro_hail", "input": {}, "output": "fare"}]}')
 
 
 def install_dummy_apps(root: Path, count: int) -> Path:
