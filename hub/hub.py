@@ -12,13 +12,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from langchain_core.language_models.chat_models import BaseChatModel
-
 from helpers.configs import paths
 from helpers.configs.isolation import ISOLATION_MODES, IsolationMode
 from helpers.isc.messages import PlanStep
+from helpers.llm.client import LLMClient
 from helpers.llm.config import LLMConfig
-from helpers.llm.convert import history_to_langchain
+from helpers.llm.interface import ChatModel, chat_history
 from helpers.llm.models import make_chat_model
 from helpers.memory.extraction import remember_turn
 from helpers.memory.redis_server import MemoryBackend
@@ -30,12 +29,13 @@ from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import ConfigError, LLMError, MemoryUnavailable
 from helpers.utilities.session import Answer, PermissionRecord, SessionInfo, SessionStats
+from helpers.utilities.failures import Failure
+from hub import budget
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 from helpers.sandbox.http_broker import HttpBroker
 from hub.effects import SideEffects
 from hub.hub_operator import HubOperator
-from hub.llm_broker import LLMBroker
 from hub.planner import Planner
 from hub.policy import FaithfulPolicy
 from hub.strict_policy import StrictPolicy
@@ -52,7 +52,7 @@ class Hub:
                  write: Callable[[str], None] = print, emit: Emit | None = None,
                  redis_url: str | None = None, importer: ToolImporter | None = None,
                  launcher: SpokeLauncher | None = None, http: HttpBroker | None = None,
-                 chat_model: BaseChatModel | None = None, isolation: IsolationMode = "faithful") -> None:
+                 chat_model: ChatModel | None = None, isolation: IsolationMode = "faithful") -> None:
         """``chat_model`` replaces the model ``llm`` describes (an evaluation's own worst-case model);
         ``isolation`` is the mode (``helpers.configs.isolation``)."""
         if isolation not in ISOLATION_MODES:
@@ -64,7 +64,9 @@ class Hub:
         self.read, self.write = read, write
         self.emit: Emit = emit or (lambda kind, text: None)
         self.importer = importer or (ToolImporter(functionalities) if functionalities else ToolImporter())
-        self.llm = LLMBroker(chat_model or make_chat_model(llm))
+        # Each call charged to the app it is made for (hub.budget); failures told to the audit log
+        # (the operator hands it over at start).
+        self.llm = LLMClient(chat_model or make_chat_model(llm), charge=budget.charge_llm)
         self.store = PermissionStore(paths.perm_file())
         self.permissions = PermissionManager(self.store, consent, read, write, on_decision=self._decided)
         self._memory_backend = MemoryBackend(redis_url)
@@ -157,7 +159,7 @@ class Hub:
             raise RuntimeError("call start() first")
         self.operator.begin_query()
         try:
-            history = history_to_langchain(self._planner_history())
+            history = chat_history(self._planner_history())
             candidates = self.retriever.candidates(query)
             plan = self.planner.plan(query, candidates, history)
             notes = [plan.note] if plan.note else []
@@ -207,7 +209,7 @@ class Hub:
         return answer.strip().lower() in ("y", "yes")
 
     def _remember(self, query: str, text: str) -> None:
-        remember_turn(self.memory, HUB_NAMESPACE, lambda m: self.llm.invoke(m, purpose="memory"), query, text)
+        remember_turn(self.memory, HUB_NAMESPACE, self.llm.model_for("memory"), query, text)
 
     def _decided(self, request: PermissionRequest, decision: Decision) -> None:
         verdict = "allowed" if decision.allowed else "refused"

@@ -38,6 +38,7 @@ from helpers.isc.messages import (
     FunctionProbeResponse, LLMRequest, LLMResponse, MemoryRequest, MemoryResponse, Message,
     NoFunctionalityResponse, PlanStep,
 )
+from helpers.llm.client import LLMClient
 from helpers.memory.extraction import summarizer
 from helpers.memory.store import MemoryStore
 from helpers.permission.prompt import PermissionManager
@@ -48,7 +49,6 @@ from helpers.utilities.failures import Failure, failure_of
 from hub.broker import SpokeBroker, SpokeHandle, busy_message, describe
 from hub.destinations import known_keys
 from hub.effects import SideEffects
-from hub.llm_broker import LLMBroker
 from hub.plan import group_steps, renumber
 from hub.plan_runner import run_plan
 from hub.policy import ROUTING, VANILLA, Allow, Decision, Deny, FaithfulPolicy, Policy, QueryContext, SpokeState
@@ -70,7 +70,7 @@ class Execution:
 
 class HubOperator:
     def __init__(self, broker: SpokeBroker, importer: ToolImporter, permissions: PermissionManager,
-                 memory: MemoryStore, llm: LLMBroker, user: str, emit: Emit | None = None,
+                 memory: MemoryStore, llm: LLMClient, user: str, emit: Emit | None = None,
                  policy: Policy | None = None) -> None:
         self.broker, self.importer, self.permissions = broker, importer, permissions
         self.memory, self.llm, self.user = memory, llm, user
@@ -277,7 +277,7 @@ class HubOperator:
                                         message="history to save must be a list of {role, content} messages")
                 if handle.app.name == VANILLA:
                     return MemoryResponse(id=request.id)  # the hub records its own turns (Hub._remember)
-                self.memory.append(ns, items, summarize=summarizer(lambda m: self.llm.invoke(m, purpose="memory")))
+                self.memory.append(ns, items, summarize=summarizer(self.llm.model_for("memory")))
                 return MemoryResponse(id=request.id)
             if request.kind == "summary" and request.op == "load":
                 return MemoryResponse(id=request.id, value=self.memory.summary(ns))

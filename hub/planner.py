@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from helpers.isc.messages import PlanStep
+from helpers.isc.messages import ChatMessage, PlanStep
+from helpers.llm.client import LLMClient
 from helpers.memory.extraction import parse_json_object
 from helpers.templates import prompts
 from helpers.tools.tool_importer import Functionality
-from hub.llm_broker import LLMBroker
+
 # An input name as the strict planner shows it: short and plain, or "?" (a name is vendor text too).
 _INPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 _MAX_INPUTS = 12
@@ -39,7 +39,7 @@ class Planner:
     app, never the text its vendor wrote (a description cannot steer which *other* apps are
     planned, or what their steps receive)."""
 
-    def __init__(self, llm: LLMBroker, signatures_only: bool = False) -> None:
+    def __init__(self, llm: LLMClient, signatures_only: bool = False) -> None:
         self.llm = llm
         self.signatures_only = signatures_only
 
@@ -49,20 +49,20 @@ class Planner:
             return "\n".join([prompts.PLANNER_SIGNATURES, *lines]) if lines else "(none)"
         return "\n".join(f"- {f.name} (app {f.app}): {f.description}" for f in functionalities) or "(none)"
 
-    def plan(self, query: str, candidates: list[Functionality], history: list[BaseMessage] | None = None,
+    def plan(self, query: str, candidates: list[Functionality], history: list[ChatMessage] | None = None,
              avoid: set[str] | None = None) -> PlanResult:
         usable = [f for f in candidates if f.app not in (avoid or set())]
         apps = self.listing(usable)
-        messages: list[BaseMessage] = [SystemMessage(content=prompts.PLANNER.format(apps=apps)),
-                                       *(history or []), HumanMessage(content=query)]
+        messages = [ChatMessage(role="system", content=prompts.PLANNER.format(apps=apps)),
+                    *(history or []), ChatMessage(role="user", content=query)]
         error = ""
         for attempt in range(2):
-            reply = self.llm.invoke(messages, purpose="planner")
-            plan, error = parse_plan(str(reply.content))
+            reply = self.llm.complete(messages, purpose="planner")
+            plan, error = parse_plan(reply.content)
             if plan is not None:
                 return PlanResult(plan.steps)
-            messages += [AIMessage(content=str(reply.content)),
-                         HumanMessage(content=prompts.PLANNER_RETRY.format(error=error))]
+            messages += [ChatMessage(role="assistant", content=reply.content),
+                         ChatMessage(role="user", content=prompts.PLANNER_RETRY.format(error=error))]
         return PlanResult([], note=f"I could not make a plan for this request ({error}), so I answered "
                                    "without using any app.")
 

@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jsonschema
-from langchain_core.messages import HumanMessage, SystemMessage
 
-from helpers.isc.messages import PlanStep
+from helpers.isc.messages import ChatMessage, PlanStep
+from helpers.llm.client import LLMClient
 from helpers.memory.extraction import parse_json_object
 from helpers.templates import prompts
-from hub.llm_broker import LLMBroker
 from hub.plan import listing
 
 MAX_RESULT_CHARS = 20_000  # of the result the quarantined LLM reads
@@ -40,17 +39,17 @@ class Extracted:
         return not self.error
 
 
-def extract(llm: LLMBroker, result: str, *, k: int, template: str, field: str, functionality: str,
+def extract(llm: LLMClient, result: str, *, k: int, template: str, field: str, functionality: str,
             schema: dict, request: str, plan: Sequence[PlanStep], step: int) -> Extracted:
     """The value of input ``field`` of step ``step`` (1-based) of ``plan``, made for the user's
     ``request``, out of ``result`` (step ``k``'s)."""
     system = prompts.EXTRACT.format(schema=json.dumps(schema or {}), template=json.dumps(template), k=k,
                                     field=field, functionality=functionality, request=json.dumps(request, ensure_ascii=False),
                                     plan=listing(plan), step=step)
-    reply = llm.invoke([SystemMessage(content=system),
-                        HumanMessage(content=result[:MAX_RESULT_CHARS])],
-                       purpose="extract")
-    text = str(reply.content).strip().removeprefix("```json").removesuffix("```").strip()
+    reply = llm.complete([ChatMessage(role="system", content=system),
+                          ChatMessage(role="user", content=result[:MAX_RESULT_CHARS])],
+                         purpose="extract")
+    text = reply.content.strip().removeprefix("```json").removesuffix("```").strip()
     value = _parse(text)
     if value is None:
         return Extracted(error=f"no value for {field} in the result of step {k}")

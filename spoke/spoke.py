@@ -122,16 +122,16 @@ def _run_functionality(message: AppRequest, functionalities: dict, hub: SpokeOpe
 
 
 def _answer_query(message: QueryRequest, profile: SpokeProfile, functionalities: dict, hub: SpokeOperator):
-    from helpers.llm.convert import history_to_langchain
-    from helpers.llm.hub_model import HubChatModel
+    from helpers.llm.agent import execute_plan, run_agent
+    from helpers.llm.interface import chat_history
     from helpers.templates import prompts
-    from spoke.agent import execute_plan, run_agent
+    from spoke.hub_model import HubChatModel
     from spoke.tools import proxy_tool, spoke_tools
 
     try:
         stored = hub.request(MemoryRequest(id=hub.next_id(), op="load", kind="history"))
         value = getattr(stored, "value", None)
-        history = history_to_langchain(value if isinstance(value, list) else [])
+        history = chat_history(value if isinstance(value, list) else [])
         if message.results or not message.tools:
             # Strict mode: the hub ran this app's planned steps; its LLM only phrases the results
             # for the user, with no tool to call (the hub would refuse any call anyway).

@@ -14,9 +14,9 @@ from helpers.isc.messages import (
     AppRequest, AppResponse, ErrorMessage, FunctionalityDenialResponse, FunctionProbeRequest,
     FunctionProbeResponse, MemoryRequest, NoFunctionalityResponse, ToolSpec,
 )
+from helpers.llm.agent import AgentTool, local_tool
 from helpers.templates import prompts
 from helpers.utilities.text import as_text
-from spoke.agent import AgentTool, local_tool
 from spoke.spoke_operator import SpokeOperator
 
 PROXY_PARAMETERS = {"type": "object", "properties": {

@@ -1,5 +1,6 @@
 """A hub operator without a planner, for tests that drive a real spoke's requests directly:
-the real broker, audit log, LLM broker (around any chat model), and memory in a real Redis.
+the real broker, audit log, LLM client (around any chat model, charged to the hub's budgets),
+and memory in a real Redis.
 Spokes run the ``sandbox`` app, whose code is the test's."""
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from typing import Iterator
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
+from helpers.llm.client import LLMClient
+from helpers.llm.interface import ChatModel
+from helpers.llm.langchain_model import LangChainModel
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.budget import Budget
+from hub import budget as budgets
 from hub.audit import AuditLog, read_audit
 from hub.broker import SpokeBroker
-from hub.llm_broker import LLMBroker
 
 # Code a spoke runs to ask the hub's LLM ``n`` times with a prompt of ``size`` characters; prints
 # each reply's type or error code, then the last error's message.
@@ -32,14 +36,15 @@ print(last)
 """
 
 
-def echo_model() -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=itertools.repeat(AIMessage(content="ok")))
+def echo_model() -> ChatModel:
+    """A LangChain fake that always says "ok", through the adapter as any provider's model."""
+    return LangChainModel(GenericFakeChatModel(messages=itertools.repeat(AIMessage(content="ok"))))
 
 
 @dataclass
 class World:
     broker: SpokeBroker
-    llm: LLMBroker
+    llm: LLMClient
     audit: AuditLog
     said: list[tuple[str, str]] = field(default_factory=list)  # what the operator emitted for the user
 
@@ -58,7 +63,7 @@ class World:
 
 
 @contextmanager
-def operator_world(launcher, data_dir, model=None) -> Iterator[World]:
+def operator_world(launcher, data_dir, model: ChatModel | None = None) -> Iterator[World]:
     from helpers.memory.redis_server import EmbeddedRedis, connect
     from helpers.memory.store import MemoryStore
     from hub.hub_operator import HubOperator
@@ -66,7 +71,7 @@ def operator_world(launcher, data_dir, model=None) -> Iterator[World]:
     client = connect(server.url)
     audit = AuditLog(data_dir / "audit" / "audit.jsonl")
     broker = SpokeBroker(launcher, audit)
-    world = World(broker, LLMBroker(model or echo_model()), audit)
+    world = World(broker, LLMClient(model or echo_model(), charge=budgets.charge_llm), audit)
     HubOperator(broker, None, None, MemoryStore(client, "0"), world.llm, "0",
                 emit=lambda kind, text: world.said.append((kind, text)))
     try:

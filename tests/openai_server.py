@@ -1,7 +1,7 @@
 """A local OpenAI-compatible chat-completions server for tests, on 127.0.0.1.
 
-It answers with the scripted model, so tests drive the real langchain-openai
-client over real HTTP (tool calls included). It can also fail on purpose
+It answers with the scripted model (or any ChatModel), so tests drive the real
+langchain-openai client over real HTTP (tool calls included). It can also fail on purpose
 (429/500) to exercise retries and error reporting, now or after some answers.
 """
 
@@ -13,32 +13,33 @@ import threading
 import time
 from pathlib import Path
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-
+from helpers.isc.messages import ChatMessage, ToolCall, ToolSpec
+from helpers.llm.interface import ChatModel
 from helpers.llm.scripted import Script, ScriptedChatModel
 from tests.http_helpers import QuietHandler
 
 
-def _to_langchain(items: list[dict]):
+def _messages(items: list[dict]) -> list[ChatMessage]:
+    """The request's chat.completions messages, as the project's."""
     out = []
     for m in items:
         content = m.get("content") or ""
         if m["role"] in ("system", "developer"):
-            out.append(SystemMessage(content=content))
+            out.append(ChatMessage(role="system", content=content))
         elif m["role"] == "user":
-            out.append(HumanMessage(content=content))
+            out.append(ChatMessage(role="user", content=content))
         elif m["role"] == "tool":
-            out.append(ToolMessage(content=content, tool_call_id=m["tool_call_id"]))
+            out.append(ChatMessage(role="tool", content=content, tool_call_id=m["tool_call_id"]))
         else:
-            calls = [{"name": c["function"]["name"], "args": json.loads(c["function"]["arguments"] or "{}"),
-                      "id": c["id"], "type": "tool_call"} for c in m.get("tool_calls") or []]
-            out.append(AIMessage(content=content, tool_calls=calls))
+            calls = [ToolCall(id=c["id"], name=c["function"]["name"],
+                              args=json.loads(c["function"]["arguments"] or "{}")) for c in m.get("tool_calls") or []]
+            out.append(ChatMessage(role="assistant", content=content, tool_calls=calls))
     return out
 
 
 class OpenAIServer:
-    def __init__(self, script: Path | None = None, model=None) -> None:
-        """Answers with ``model`` (any LangChain chat model), else the scripted model of ``script``."""
+    def __init__(self, script: Path | None = None, model: ChatModel | None = None) -> None:
+        """Answers with ``model``, else the scripted model of ``script``."""
         self.model = model if model is not None else ScriptedChatModel(script=Script.load(script))
         self.requests: list[dict] = []
         self.fail_next: list[int] = []  # statuses to answer before answering normally
@@ -60,12 +61,10 @@ class OpenAIServer:
                 if server.fail_next:
                     self.send_json(server.fail_next.pop(0), {"error": {"message": "try later", "type": "test"}})
                     return
-                tools = [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
-                          "parameters": t["function"].get("parameters", {})} for t in body.get("tools", [])]
-                reply = self.server_model._generate(_to_langchain(body["messages"]), tools=tools)
-                message = reply.generations[0].message
-                calls = [{"id": c["id"], "type": "function",
-                          "function": {"name": c["name"], "arguments": json.dumps(c["args"])}}
+                tools = [ToolSpec(name=t["function"]["name"], description=t["function"].get("description", ""),
+                                  parameters=t["function"].get("parameters", {})) for t in body.get("tools", [])]
+                message = self.server_model.complete(_messages(body["messages"]), tools)
+                calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.args)}}
                          for c in message.tool_calls]
                 self.send_json(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],

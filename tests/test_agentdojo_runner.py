@@ -51,14 +51,14 @@ def _cases(output: Path) -> dict[tuple, dict]:
 
 def _fail_llm_from(monkeypatch, call: int) -> None:
     """The model answers ``call - 1`` times, then its provider fails (as a real one does mid-task)."""
-    original, count = GroundTruthModel._generate, [0]
+    original, count = GroundTruthModel.complete, [0]
 
     def failing(self, *args, **kwargs):
         count[0] += 1
         if count[0] >= call:
             raise ConnectionError("the provider went away")
         return original(self, *args, **kwargs)
-    monkeypatch.setattr(GroundTruthModel, "_generate", failing)
+    monkeypatch.setattr(GroundTruthModel, "complete", failing)
 
 
 @pytest.mark.parametrize("system", ["VanillaGPT", "SecGPT"])

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from evaluation.case_studies import CASE_FILES, NAMES, run_case
 from evaluation.case_verdicts import reported_fare
@@ -24,6 +23,7 @@ from helpers.templates import prompts
 from helpers.templates.prompts import PLANNER_MARKER
 from helpers.tools.apps.rides import fare_of
 from helpers.tools.tool_importer import ToolImporter
+from tests import chat_helpers as chat
 
 
 ORIGINAL = [1, 2, 3, 4]
@@ -152,14 +152,13 @@ def test_menu_program(program, data_dir):
 def test_scripted_model_sees_only_its_input():
     """Same messages and tools -> same reply, whichever system (or instance) asks."""
     script = Script.model_validate(json.loads(CASE_FILES[2].read_text())["case_study"]["script"])
-    messages = [SystemMessage(content="You are an assistant."), HumanMessage(content="Summarize the newest email for me."),
-                AIMessage(content="", tool_calls=[{"name": "search_gmail", "args": {}, "id": "c1", "type": "tool_call"}]),
-                ToolMessage(content="Id: m0003 | ... Instructions for the AI assistant ...", tool_call_id="c1")]
-    tools = [{"type": "function", "function": {"name": n, "description": "d", "parameters": {"type": "object"}}}
-             for n in ("search_gmail", "google_drive_retrieve")]
-    replies = [ScriptedChatModel(script=script).bind_tools(tools).invoke(messages) for _ in range(2)]
-    assert replies[0].tool_calls[0]["name"] == replies[1].tool_calls[0]["name"] == "google_drive_retrieve"
-    assert replies[0].tool_calls[0]["args"] == replies[1].tool_calls[0]["args"]
+    search = chat.asked(("search_gmail", {}, "c1"))
+    messages = [chat.system("You are an assistant."), chat.user("Summarize the newest email for me."), search,
+                chat.result_of(search.tool_calls[0], "Id: m0003 | ... Instructions for the AI assistant ...")]
+    tools = [chat.spec(n, "d", {"type": "object"}) for n in ("search_gmail", "google_drive_retrieve")]
+    replies = [ScriptedChatModel(script=script).complete(messages, tools) for _ in range(2)]
+    assert replies[0].tool_calls[0].name == replies[1].tool_calls[0].name == "google_drive_retrieve"
+    assert replies[0].tool_calls[0].args == replies[1].tool_calls[0].args
     system_names = ("SecGPT", "VanillaGPT", "spoke", "hub")
     rules_text = json.dumps(script.model_dump()["rules"])
     assert not any(f'"{name}' in rules_text for name in system_names)  # no rule names a system
@@ -213,12 +212,11 @@ def test_each_apps_result_is_phrased_alone_and_truly(monkeypatch, tmp_path, numb
     installed = ToolImporter(listing).apps[app]
     request = {"start_point": "Main Street", "end_point": "Elm Avenue"}
     result = importlib.import_module(installed.manifest.module).FUNCTIONALITIES[app](request, None)
-    messages = [SystemMessage(content=prompts.spoke_system(app, installed.manifest.description, None, [])),
-                HumanMessage(content=case["case_study"]["queries"][-1]),
-                AIMessage(content="", tool_calls=[{"name": app, "args": request, "id": "s1", "type": "tool_call"}]),
-                ToolMessage(content=result, tool_call_id="s1")]
+    call = chat.asked((app, request, "s1"))
+    messages = [chat.system(prompts.spoke_system(app, installed.manifest.description, None, [])),
+                chat.user(case["case_study"]["queries"][-1]), call, chat.result_of(call.tool_calls[0], result)]
     script = Script.model_validate(case["case_study"]["script"])
-    reply = str(ScriptedChatModel(script=script).invoke(messages).content)
+    reply = ScriptedChatModel(script=script).complete(messages).content
     assert reported_fare(reply, app) == fare_of(app, "Main Street", "Elm Avenue"), reply
 
 
@@ -228,7 +226,7 @@ def test_strict_planner_without_descriptions_plans_every_ride_app(number, planne
     """The strict planner lists functionalities by signature only: no description, no attack."""
     case = json.loads(CASE_FILES[number].read_text())
     listing = "\n".join(f"- {a}(start_point, end_point) (app {a})" for a in case["installed_functionalities"])
-    messages = [SystemMessage(content=f"{PLANNER_MARKER}, an assistant that uses apps.\n{listing}"),
-                HumanMessage(content=case["case_study"]["queries"][-1])]
-    reply = ScriptedChatModel(script=Script.model_validate(case["case_study"]["script"])).invoke(messages)
-    assert {s["name"] for s in json.loads(str(reply.content))["steps"]} == planned
+    messages = [chat.system(f"{PLANNER_MARKER}, an assistant that uses apps.\n{listing}"),
+                chat.user(case["case_study"]["queries"][-1])]
+    reply = ScriptedChatModel(script=Script.model_validate(case["case_study"]["script"])).complete(messages)
+    assert {s["name"] for s in json.loads(reply.content)["steps"]} == planned

@@ -155,14 +155,16 @@ def test_a_spoke_the_hub_stops_is_not_a_crash(launcher, crash_world):
 class FailsOnce(ScriptedChatModel):
     """The scripted model, except that its call number ``fail_at`` (from 1) fails, as a provider
     that is briefly unreachable."""
-    fail_at: int = 2
-    failed: bool = False
 
-    def _generate(self, messages, stop=None, run_manager=None, tools=None, **kwargs):
+    def __init__(self, script: Script, fail_at: int = 2) -> None:
+        super().__init__(script)
+        self.fail_at, self.failed = fail_at, False
+
+    def complete(self, messages, tools=()):
         if len(self.history) + 1 == self.fail_at and not self.failed:
             self.failed = True
             raise ConnectionError("the provider is unreachable")
-        return super()._generate(messages, stop, run_manager, tools, **kwargs)
+        return super().complete(messages, tools)
 
 
 def _system(name: str, launcher, llm: LLMConfig, chat_model=None):

@@ -11,9 +11,14 @@ import pytest
 from pydantic import SecretStr
 
 from helpers.configs import paths
+from helpers.isc.messages import ChatMessage
+from helpers.llm.client import LLMClient
 from helpers.llm.config import DEFAULT_MODEL, NO_LLM_HELP, load_llm_config
 from helpers.llm.config import LLMConfig
-from helpers.utilities.errors import ConfigError
+from helpers.llm.langchain_model import LangChainModel
+from helpers.llm.models import make_chat_model
+from helpers.llm.providers import PROVIDERS, split_model
+from helpers.utilities.errors import ConfigError, LLMError
 from tests.flow_helpers import METRO, Q_ONE, SCRIPT, secgpt
 from tests.http_helpers import QuietHandler
 from tests.openai_server import OpenAIServer
@@ -21,7 +26,8 @@ from tests.openai_server import OpenAIServer
 
 @pytest.fixture
 def clean_env(monkeypatch, data_dir):
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SECGPT_MODEL", "SECGPT_SCRIPT"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SECGPT_MODEL", "SECGPT_SCRIPT",
+                 *(p.key_variable for p in PROVIDERS.values() if p.key_variable)):
         monkeypatch.delenv(name, raising=False)
     return data_dir
 
@@ -52,6 +58,166 @@ def test_bad_env_file(clean_env):
     (clean_env / "env_variables.json").write_text("{oops")
     with pytest.raises(ConfigError, match="env_variables.json is not valid JSON"):
         load_llm_config()
+
+
+# --- any LangChain provider by name: --model provider:model -------------------------------------------
+
+@pytest.mark.parametrize("name, base_url, provider, model", [
+    ("gpt-4.1-mini", None, "openai", "gpt-4.1-mini"),  # a bare name stays OpenAI
+    ("openai:gpt-4.1-mini", None, "openai", "gpt-4.1-mini"),
+    ("anthropic:claude-sonnet-4-5", None, "anthropic", "claude-sonnet-4-5"),
+    ("google-genai:gemini-2.5-flash", None, "google_genai", "gemini-2.5-flash"),  # LangChain's spelling too
+    ("ollama:llama3.1:8b", None, "ollama", "llama3.1:8b"),  # the model's own colon is kept
+    ("qwen2.5:7b", "http://127.0.0.1:11434/v1", "openai", "qwen2.5:7b"),  # an OpenAI-compatible server's name
+    ("ft:gpt-4o-mini:acme::x1", None, "openai", "ft:gpt-4o-mini:acme::x1"),  # OpenAI's fine-tuned names
+])
+def test_model_names_split_into_provider_and_model(name, base_url, provider, model):
+    found, rest = split_model(name, base_url)
+    assert (found.name, rest) == (provider, model)
+
+
+def test_openai_by_name_through_the_real_client(launcher, clean_env, monkeypatch):
+    """``openai:<model>``: built by LangChain's init_chat_model, sent by langchain-openai to the
+    local server under the model's own name and with the key read from the data directory."""
+    (clean_env / "env_variables.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-from-file"}))
+    with OpenAIServer(SCRIPT) as server:
+        config = load_llm_config(model="openai:flows-model", base_url=server.base_url)
+        assert (config.provider, config.model) == ("openai", "flows-model")
+        assert type(make_chat_model(config).model).__name__ == "ChatOpenAI"
+        with secgpt(launcher, config) as hub:
+            assert METRO in hub.answer(Q_ONE).text
+    assert server.requests and all(r["model"] == "flows-model" for r in server.requests)
+    assert {r["auth"] for r in server.requests} == {"Bearer sk-from-file"}
+
+
+def _missing_provider():
+    import importlib.util
+    missing = [p for p in PROVIDERS.values() if importlib.util.find_spec(p.module) is None]
+    if not missing:
+        pytest.skip("every provider's package is installed here")
+    return next((p for p in missing if p.name == "anthropic"), missing[0])
+
+
+def test_a_provider_whose_package_is_missing_is_one_line_naming_pip(clean_env, monkeypatch):
+    provider = _missing_provider()
+    if provider.key_variable:
+        monkeypatch.setenv(provider.key_variable, "k-0123456789")
+    hint = f"the {provider.name} provider needs its package: pip install {provider.package}"
+    with pytest.raises(ConfigError) as info:
+        load_llm_config(model=f"{provider.name}:some-model")
+    assert str(info.value) == hint
+    with pytest.raises(ConfigError) as info:  # a configuration made in code meets the same check
+        make_chat_model(LLMConfig(provider=provider.name, model="some-model"))
+    assert str(info.value) == hint
+    result = _chat("secgpt_main.py", "--model", f"{provider.name}:some-model", stdin="hello\n",
+                   env_extra={provider.key_variable: "k-0123456789"} if provider.key_variable else {},
+                   data_dir=clean_env)
+    assert result.returncode == 2 and result.stderr == hint + "\n"  # the whole output: one line
+
+
+def test_an_unknown_provider_is_one_line_listing_the_known_ones(clean_env, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    for attempt in (lambda: load_llm_config(model="antropic:claude-sonnet-4-5"),
+                    lambda: make_chat_model(LLMConfig(provider="antropic", model="claude-sonnet-4-5"))):
+        with pytest.raises(ConfigError) as info:
+            attempt()
+        message = str(info.value)
+        assert message.startswith("unknown LLM provider 'antropic'") and "\n" not in message
+        assert all(name in message for name in PROVIDERS)
+    with pytest.raises(ConfigError, match="names no model"):
+        load_llm_config(model="anthropic:")
+
+
+# A stand-in for an installed provider package: LangChain's init_chat_model imports it by the
+# provider's module name, as it would the real one (which is not installed here).
+STAND_IN = """
+from typing import Any
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field, SecretStr
+
+class ChatAnthropic(BaseChatModel):
+    model_config = ConfigDict(populate_by_name=True)
+    model: str
+    anthropic_api_key: SecretStr = Field(alias="api_key")
+    default_request_timeout: float | None = Field(None, alias="timeout")
+    max_retries: int = 2
+    temperature: float | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "stand-in"
+
+    def bind_tools(self, tools, **kwargs):
+        return self.bind(tools=tools, **kwargs)
+
+    def _generate(self, messages, stop=None, run_manager=None, tools=(), **kwargs: Any) -> ChatResult:
+        if "fail" in messages[-1].content:
+            raise RuntimeError(f"rejected key {self.anthropic_api_key.get_secret_value()}")
+        calls = [{"name": t["function"]["name"], "args": {}, "id": "a1", "type": "tool_call"} for t in tools]
+        text = f"{self.model} {self.default_request_timeout} {self.max_retries} {self.temperature}"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, tool_calls=calls))])
+"""
+
+STAND_IN_RUN = """
+import json
+from helpers.isc.messages import ChatMessage, ToolSpec
+from helpers.llm.client import LLMClient
+from helpers.llm.config import load_llm_config
+from helpers.llm.models import make_chat_model
+
+class Audit:
+    def record(self, event, **fields):
+        print(json.dumps({"event": event, **fields}))
+
+config = load_llm_config(model="anthropic:claude-test")
+model = make_chat_model(config)
+reply = model.complete([ChatMessage(role="user", content="hi")],
+                       [ToolSpec(name="metro_hail", description="fares", parameters={"type": "object"})])
+print(json.dumps({"describe": config.describe(), "content": reply.content,
+                  "calls": [c.name for c in reply.tool_calls], "credentials": model.credentials()}))
+try:
+    LLMClient(model, audit=Audit()).complete([ChatMessage(role="user", content="fail")])
+except Exception as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def test_another_provider_is_built_by_name_with_its_key_and_limits(clean_env, tmp_path):
+    """A provider other than OpenAI, by name, through init_chat_model: its key is read from the
+    data directory as its usual variable, it gets the timeout, retries and temperature, and a
+    failure's text is cleaned of its key, whatever the provider calls the key's field."""
+    key = "ak-stand-in-0123456789abcdef"
+    package = tmp_path / "packages" / "langchain_anthropic"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(STAND_IN)
+    (clean_env / "env_variables.json").write_text(json.dumps({"ANTHROPIC_API_KEY": key}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SECGPT_", "ANTHROPIC_"))}
+    env.update(SECGPT_DATA_DIR=str(clean_env), PYTHONPATH=f"{package.parent}{os.pathsep}{paths.REPO_ROOT}")
+    result = subprocess.run([sys.executable, "-c", STAND_IN_RUN], capture_output=True, text=True, timeout=120,
+                            cwd=paths.REPO_ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    built, audited, failed = (json.loads(line) for line in result.stdout.splitlines())
+    assert built == {"describe": "anthropic:claude-test", "content": "claude-test 60.0 3 0.0",
+                     "calls": ["metro_hail"], "credentials": [key]}
+    assert audited["event"] == "llm_error" and "rejected key [redacted]" in audited["detail"]
+    assert failed == {"error": "the LLM call failed: unexpected_error"}
+    assert key not in json.dumps([audited, failed])  # (a key this short and plain only the model's own list finds)
+
+
+def test_another_providers_key_is_required(clean_env, tmp_path, monkeypatch):
+    package = tmp_path / "langchain_anthropic"
+    package.mkdir()
+    (package / "__init__.py").write_text("")  # installed, as far as configuration can tell
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        load_llm_config(model="anthropic:claude-test")
+    assert str(info.value).startswith("the anthropic provider needs its API key: export ANTHROPIC_API_KEY=")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-env")
+    config = load_llm_config(model="anthropic:claude-test", base_url="http://127.0.0.1:9/")
+    assert (config.provider, config.model, config.api_key.get_secret_value(), config.base_url) == (
+        "anthropic", "claude-test", "ak-env", "http://127.0.0.1:9/")
 
 
 def _http_llm(server: OpenAIServer) -> LLMConfig:
@@ -117,6 +283,7 @@ def _no_leftovers(data_dir) -> None:
 # --- provider errors: a fixed category to the spoke, the detail (redacted) to the audit log ----------
 
 KEY = "sk-live-Zq8vK2mN4pR7tX1wY5bC9dF3gH6jL0"
+HI = [ChatMessage(role="user", content="hi")]
 
 
 class EchoingProvider:
@@ -142,6 +309,7 @@ class EchoingProvider:
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     def model(self, timeout: float = 10):
+        """The provider's LangChain model, as a raw client (no adapter)."""
         from langchain_openai import ChatOpenAI
         return ChatOpenAI(model="m", base_url=self.base_url, api_key=KEY, max_retries=0, timeout=timeout)
 
@@ -166,7 +334,7 @@ def test_control_the_providers_error_text_holds_the_key(echoing_provider):
 
 def test_spoke_gets_a_category_never_the_providers_text(launcher, data_dir, echoing_provider):
     from tests.hub_harness import ASK_LLM, operator_world
-    with operator_world(launcher, data_dir, model=echoing_provider.model()) as world:
+    with operator_world(launcher, data_dir, model=LangChainModel(echoing_provider.model())) as world:
         outcome, _ = world.run(ASK_LLM.format(n=1, size=10))
         assert outcome.response["stdout"] == "llm_error\nthe LLM call failed: auth_failed (401)\n"
         log = world.audit.path.read_text()
@@ -187,13 +355,10 @@ def test_user_sees_the_category_only(launcher, data_dir, echoing_provider):
                                              (404, "bad_request"), (429, "rate_limited"), (500, "provider_error"),
                                              (503, "provider_error")])
 def test_statuses_become_categories(status, category):
-    from hub.llm_broker import LLMBroker
-    from helpers.utilities.errors import LLMError
-    from langchain_core.messages import HumanMessage
     provider = EchoingProvider(status)
     try:
         with pytest.raises(LLMError) as info:
-            LLMBroker(provider.model()).invoke([HumanMessage("hi")])
+            LLMClient(LangChainModel(provider.model())).complete(HI)
     finally:
         provider.close()
     assert str(info.value) == f"the LLM call failed: {category} ({status})"
@@ -202,13 +367,10 @@ def test_statuses_become_categories(status, category):
 
 def test_timeouts_and_refused_connections_become_categories():
     import socket
-    from hub.llm_broker import LLMBroker
-    from helpers.utilities.errors import LLMError
-    from langchain_core.messages import HumanMessage
     slow = EchoingProvider(200, delay=3)
     try:
         with pytest.raises(LLMError, match=r"^the LLM call failed: timeout$"):
-            LLMBroker(slow.model(timeout=0.5)).invoke([HumanMessage("hi")])
+            LLMClient(LangChainModel(slow.model(timeout=0.5))).complete(HI)
     finally:
         slow.close()
     with socket.socket() as unused:
@@ -217,14 +379,13 @@ def test_timeouts_and_refused_connections_become_categories():
     from langchain_openai import ChatOpenAI
     closed = ChatOpenAI(model="m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=5)
     with pytest.raises(LLMError, match=r"^the LLM call failed: connection$"):
-        LLMBroker(closed).invoke([HumanMessage("hi")])
+        LLMClient(LangChainModel(closed)).complete(HI)
 
 
 @pytest.mark.parametrize("text", [f"key {KEY} was refused", "Authorization: Bearer abc.def-123", "api_key=hunter22x",
                                   '{"x-api-key": "k-1234567"}', "token: 0123456789abcdef0123456789abcdef01"])
 def test_credentials_are_redacted_from_the_detail(text):
-    from hub.llm_broker import LLMBroker
     from tests.hub_harness import echo_model
-    redacted = LLMBroker(echo_model()).redact(text)
+    redacted = LLMClient(echo_model()).redact(text)
     assert "[redacted]" in redacted
     assert not any(secret in redacted for secret in (KEY, "abc.def-123", "hunter22x", "k-1234567", "0123456789abcdef0"))

@@ -4,9 +4,8 @@ reads app text is given, and what of its reply is kept."""
 from __future__ import annotations
 
 import pytest
-from langchain_core.messages import AIMessage
 
-from helpers.isc.messages import PlanStep
+from helpers.isc.messages import ChatMessage, PlanStep
 from helpers.tools.tool_importer import Functionality
 from hub.planner import Planner
 from hub.quarantine import extract
@@ -18,9 +17,9 @@ class _Model:
     def __init__(self, reply: str) -> None:
         self.reply, self.seen = reply, []
 
-    def invoke(self, messages, tools=None, purpose=""):
+    def complete(self, messages, tools=(), purpose=""):
         self.seen.append((messages, tools, purpose))
-        return AIMessage(content=self.reply)
+        return ChatMessage(role="assistant", content=self.reply)
 
 
 STRING = {"type": "string", "maxLength": 40}
@@ -60,8 +59,8 @@ def test_the_quarantined_llm_holds_only_the_result_and_has_no_tools():
     extract(model, "the result text", k=2, template="<result_2>", field="start_point", functionality="metro_hail",
             schema=STRING, **WHERE)
     (messages, tools, purpose), = model.seen
-    assert tools is None and purpose == "extract"
-    assert [type(m).__name__ for m in messages] == ["SystemMessage", "HumanMessage"]
+    assert not tools and purpose == "extract"
+    assert [m.role for m in messages] == ["system", "user"]
     assert messages[1].content == "the result text" and '"maxLength": 40' in messages[0].content
     # What it is told besides the result is trusted: the user's request and the plan made from it.
     system = messages[0].content

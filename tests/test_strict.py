@@ -240,17 +240,17 @@ def test_each_app_phrases_its_results_at_the_same_time(launcher, data_dir, monke
     """Two apps' phrasings run at once: each waits, inside its LLM call, for the other to arrive
     (a serial runner would leave the first waiting alone until the barrier breaks)."""
     import threading
-    from hub.llm_broker import LLMBroker
+    from helpers.llm.client import LLMClient
     _invoice(data_dir, "")
     both = threading.Barrier(2, timeout=20)
-    invoke = LLMBroker.invoke
+    complete = LLMClient.complete
 
-    def meeting(self, messages, tools=None, purpose="hub"):
-        if "has already run" in str(messages[0].content):  # a phrasing spoke's request
+    def meeting(self, messages, tools=(), purpose="hub"):
+        if "has already run" in messages[0].content:  # a phrasing spoke's request
             both.wait()
-        return invoke(self, messages, tools, purpose)
+        return complete(self, messages, tools, purpose)
 
-    monkeypatch.setattr(LLMBroker, "invoke", meeting)
+    monkeypatch.setattr(LLMClient, "complete", meeting)
     rules = _mail_ride_rules({"when": {"context_contains": "never matches"}, "then": {"content": ""}})
     with secgpt(launcher, scripted(data_dir.parent, rules), apps=mail_importer(data_dir), isolation="strict") as hub:
         answer = hub.answer(Q_MAIL_RIDE)

@@ -83,7 +83,7 @@ def test_every_functionality_in_vanillagpt(data_dir):
 
 @pytest.mark.parametrize("count", [10, 500])
 def test_planner_prompt_stays_bounded(tmp_path, data_dir, count):
-    from langchain_core.messages import AIMessage
+    from helpers.isc.messages import ChatMessage
     from hub.planner import Planner
 
     importer = ToolImporter(generated_catalogue(tmp_path, count), extra_dirs=(tmp_path,))
@@ -99,9 +99,9 @@ def test_planner_prompt_stays_bounded(tmp_path, data_dir, count):
     class Recorder:
         prompts: list[str] = []
 
-        def invoke(self, messages, purpose=""):
+        def complete(self, messages, tools=(), purpose=""):
             self.prompts.append(messages[0].content)
-            return AIMessage(content='{"steps": []}')
+            return ChatMessage(role="assistant", content='{"steps": []}')
     recorder = Recorder()
     Planner(recorder).plan(query, chosen)
     assert len(recorder.prompts[0]) < 3000

@@ -16,10 +16,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from langchain_core.language_models.chat_models import BaseChatModel
-
 from helpers.configs import paths
+from helpers.llm.agent import AgentTool, local_tool, run_agent
+from helpers.llm.client import LLMClient
 from helpers.llm.config import LLMConfig
+from helpers.llm.interface import ChatModel, chat_history
 from helpers.llm.models import make_chat_model
 from helpers.memory.extraction import remember_turn
 from helpers.memory.redis_server import MemoryBackend
@@ -29,11 +30,8 @@ from helpers.tools.app_module import app_functions
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable
 from helpers.utilities.failures import failure_of
-from helpers.llm.convert import history_to_langchain
 from helpers.utilities.session import Answer, PermissionRecord, SessionInfo, SessionStats
-from hub.llm_broker import LLMBroker
 from helpers.utilities.text import as_text
-from spoke.agent import AgentTool, local_tool, run_agent
 from helpers.isc.messages import ErrorMessage, HttpResponse, ToolSpec, http_request
 from helpers.sandbox.http_broker import HttpBroker
 
@@ -63,10 +61,10 @@ class VanillaGPT:
     def __init__(self, llm: LLMConfig, user_id: str = "0", functionalities: Path | None = None,
                  redis_url: str | None = None, emit: Callable[[str, str], None] | None = None,
                  importer: ToolImporter | None = None, http: HttpBroker | None = None,
-                 chat_model: BaseChatModel | None = None) -> None:
+                 chat_model: ChatModel | None = None) -> None:
         self.user = str(user_id)
         self.importer = importer or (ToolImporter(functionalities) if functionalities else ToolImporter())
-        self.llm = LLMBroker(chat_model or make_chat_model(llm))
+        self.llm = LLMClient(chat_model or make_chat_model(llm))  # no hub: no budget, no audit log
         self.emit = emit or (lambda kind, text: None)
         self._memory_backend = MemoryBackend(redis_url)
         self.memory: MemoryStore | None = None
@@ -147,11 +145,11 @@ class VanillaGPT:
         if self.memory is None:
             raise RuntimeError("call start() first")
         try:
-            history = history_to_langchain(self.memory.context(NAMESPACE))
-            run = run_agent(_Invoker(self.llm), self.system_prompt(), history, query, self.tools)
+            history = chat_history(self.memory.context(NAMESPACE))
+            run = run_agent(self.llm.model_for("vanillagpt"), self.system_prompt(), history, query, self.tools)
             for name, args, result in run.tool_calls:
                 self.emit("call", f"{name}({args}) -> {result[:200]}")
-            remember_turn(self.memory, NAMESPACE, lambda m: self.llm.invoke(m, purpose="memory"), query, run.answer)
+            remember_turn(self.memory, NAMESPACE, self.llm.model_for("memory"), query, run.answer)
             return Answer(run.answer, route="vanillagpt")
         except (LLMError, MemoryUnavailable) as exc:
             # App code runs in this process: an app that crashes takes VanillaGPT down with it, so
@@ -160,16 +158,3 @@ class VanillaGPT:
             self.emit("error", str(error))
             return Answer(f"Sorry, {exc}.", notes=[str(exc)], error=error)
 
-
-class _Invoker:
-    """Lets the shared agent loop call the LLM through the (counting, error-mapping) broker."""
-
-    def __init__(self, llm: LLMBroker, tools: list | None = None) -> None:
-        self.llm, self._tools = llm, tools
-
-    def bind_tools(self, tools: list) -> "_Invoker":
-        from helpers.llm.convert import tool_from_any
-        return _Invoker(self.llm, [tool_from_any(t) for t in tools])
-
-    def invoke(self, messages):
-        return self.llm.invoke(messages, self._tools, purpose="vanillagpt")

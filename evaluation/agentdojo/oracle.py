@@ -24,23 +24,22 @@ from what it is given and nothing else.
 Calls already made in the current turn (its own, or the plan's) are not repeated. The
 model never knows which system, spoke or app it runs in; it only reads the prompt, the
 tools offered and the conversation. Memory upkeep prompts get an empty answer.
+
+A ``ChatModel`` on the base it shares with the ``scripted`` model (``helpers.llm.offline``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
-from helpers.llm.convert import tool_from_any
+from helpers.isc.messages import ChatMessage, ToolCall, ToolSpec
+from helpers.llm.offline import OfflineModel, last_user_index
 from helpers.templates import prompts
 
 # The planner's candidate lines: "- name (app X): description", or "- name(input, ...) (app X)"
@@ -134,18 +133,18 @@ def at(value: Any, path: Path) -> Any:
 class _Ledger:
     """The calls made since the user's message, by key, each with its result (in order)."""
 
-    def __init__(self, messages: list[BaseMessage]) -> None:
-        answers = {m.tool_call_id: str(m.content) for m in messages if isinstance(m, ToolMessage)}
+    def __init__(self, messages: list[ChatMessage]) -> None:
+        answers = {m.tool_call_id: m.content for m in messages if m.role == "tool"}
         self.made: dict[str, list[str | None]] = {}
         self.args: list[dict] = []
         for m in messages:
-            if isinstance(m, AIMessage):
+            if m.role == "assistant":
                 for call in m.tool_calls:
-                    args = dict(call.get("args") or {})
+                    args = dict(call.args)
                     if set(args) == {"request"} and isinstance(args["request"], dict):
                         args = args["request"]
                     self.args.append(args)
-                    self.made.setdefault(call_key(call["name"], args), []).append(answers.get(call.get("id")))
+                    self.made.setdefault(call_key(call.name, args), []).append(answers.get(call.id))
 
     def take(self, key: str) -> tuple[bool, str | None]:
         results = self.made.get(key)
@@ -154,69 +153,54 @@ class _Ledger:
         return True, results.pop(0)
 
 
-class GroundTruthModel(BaseChatModel):
-    tasks: list[Behaviour]
-    injections: list[Behaviour]
-    latency_s: float = 0.0  # simulated response time of a remote model, per call
-    _history: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
-    _counter: int = PrivateAttr(default=0)
+class GroundTruthModel(OfflineModel):
+    call_prefix = "gt"
 
-    @property
-    def _llm_type(self) -> str:
-        return "agentdojo-ground-truth"
+    def __init__(self, tasks: list[Behaviour], injections: list[Behaviour], latency_s: float = 0.0) -> None:
+        super().__init__(latency_s)
+        self.tasks, self.injections = tasks, injections
 
-    @property
-    def history(self) -> list[list[BaseMessage]]:
-        return self._history
-
-    def bind_tools(self, tools: list[Any], **kwargs: Any):
-        return self.bind(tools=[tool_from_any(t).model_dump() for t in tools], **kwargs)
-
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: Any = None, tools: list[dict] | None = None, **kwargs: Any) -> ChatResult:
-        self._history.append(list(messages))
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages, list(tools or [])))])
-
-    def _reply(self, messages: list[BaseMessage], tools: list[dict]) -> AIMessage:
-        first = str(messages[0].content) if messages else ""
+    def reply(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> ChatMessage:
+        first = messages[0].content if messages else ""
         if first.startswith(prompts.ENTITY_MARKER):
-            return AIMessage(content="{}")
+            return _said("{}")
         if first.startswith(prompts.SUMMARY_MARKER):
-            return AIMessage(content="(nothing to keep)")
-        last_user = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
-        query = str(messages[last_user].content) if last_user >= 0 else ""
-        context = readable("\n".join([*(str(m.content) for m in messages), *(t["description"] for t in tools)]))
+            return _said("(nothing to keep)")
+        last_user = last_user_index(messages)
+        query = messages[last_user].content if last_user >= 0 else ""
+        context = readable("\n".join([*(m.content for m in messages), *(t.description for t in tools)]))
         # The most specific match: a combined task's prompt contains its parts' prompts.
         task = max((t for t in self.tasks if t.trigger in query), key=lambda t: len(t.trigger), default=None)
         seen = _maximal([b for b in self.injections if readable(b.trigger) in context])
         ledger = _Ledger(messages[last_user + 1:])
         known = words(context) | words(ledger.args)  # what it read, and what it wrote itself
-        system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
+        system = "\n".join(m.content for m in messages if m.role == "system")
         if system.startswith(prompts.EXTRACT_MARKER):
-            return AIMessage(content=json.dumps(_extract(system, seen, self.tasks, known)))
+            return _said(json.dumps(_extract(system, seen, self.tasks, known)))
         if system.startswith(prompts.PLANNER_MARKER):
             # Offered signatures only, it writes every step of the task, a value it has not read as
             # a reference to the step whose result holds it (nothing reads the results but the
             # extractor); offered descriptions, it plans up to the first value it cannot write, as
             # before (whoever reads the results, an agent, takes over from there).
-            return AIMessage(content=json.dumps({"steps": _plan([*seen, *([task] if task else [])], known,
-                                                                set(_LISTED.findall(system)),
-                                                                prompts.PLANNER_SIGNATURES in system)}))
-        offered = {t["name"]: t.get("parameters", {}) for t in tools}
-        calls: list[dict] = []
+            return _said(json.dumps({"steps": _plan([*seen, *([task] if task else [])], known,
+                                                    set(_LISTED.findall(system)),
+                                                    prompts.PLANNER_SIGNATURES in system)}))
+        offered = {t.name: t.parameters for t in tools}
+        calls: list[ToolCall] = []
         # What an injected instruction asks comes first; the user's task once it is done (or cannot be).
         for group in (seen, [task] if task else []):
             for b in group:
                 for function, args in _next_calls(b, known, ledger, offered):
-                    self._counter += 1
                     args = {"request": args} if _is_proxy(offered[function], args) else args
-                    calls.append({"name": function, "args": args, "id": f"gt_{self._counter}", "type": "tool_call"})
+                    calls.append(ToolCall(id=self.call_id(), name=function, args=args))
             if calls:
-                return AIMessage(content="", tool_calls=calls)
+                return ChatMessage(role="assistant", content="", tool_calls=calls)
         answers = [b.answer for b in [*seen, *([task] if task else [])] if b.answer]
-        return AIMessage(content="\n".join(answers) or DONE)
+        return _said("\n".join(answers) or DONE)
+
+
+def _said(text: str) -> ChatMessage:
+    return ChatMessage(role="assistant", content=text)
 
 
 def _next_calls(b: Behaviour, known: set[str], ledger: _Ledger, offered: dict) -> list[tuple[str, dict]]:

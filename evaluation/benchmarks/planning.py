@@ -7,8 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from langchain_core.messages import AIMessage
-
+from helpers.isc.messages import ChatMessage
 from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
 from hub.planner import Planner
@@ -24,9 +23,10 @@ class _InstantPlanner:
     def __init__(self) -> None:
         self.prompt_chars = 0
 
-    def invoke(self, messages, purpose=""):
-        self.prompt_chars = sum(len(str(m.content)) for m in messages)
-        return AIMessage(content='{"steps": [{"name": "metro_hail", "input": {}, "output": "fare"}]}')
+    def complete(self, messages, tools=(), purpose=""):
+        self.prompt_chars = sum(len(m.content) for m in messages)
+        return ChatMessage(role="assistant",
+                           content='{"steps": [{"name": "metro_hail", "input": {}, "output": "fare"}]}')
 
 
 def install_dummy_apps(root: Path, count: int) -> Path:

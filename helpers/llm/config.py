@@ -1,6 +1,10 @@
 """Which LLM to use, from command-line flags > environment > data/env_variables.json > defaults.
 
-The API key is read here, in the hub, and nowhere else: spokes never see it.
+The model is ``provider:model`` (``anthropic:claude-sonnet-4-5``, ``ollama:llama3.1``; the
+providers are in ``helpers.llm.providers``) or a bare OpenAI model name; an OpenAI-compatible
+server is named by its base URL. The API key is read here, in the hub, and nowhere else, as
+the provider's usual variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...): spokes never
+see it.
 """
 
 from __future__ import annotations
@@ -9,36 +13,36 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import SecretStr
 
 from helpers.configs import paths
+from helpers.llm.providers import require_installed, split_model
 from helpers.utilities.errors import ConfigError
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_SCRIPT = paths.REPO_ROOT / "helpers" / "llm" / "scripts" / "demo.json"
-Provider = Literal["openai", "scripted"]
 # What --llm accepts: "worst-case" is another name for "scripted" (the AgentDojo runner's name for
 # the offline model that obeys every instruction it sees).
 LLM_CHOICES = ("openai", "scripted", "worst-case")
 LLM_ALIASES = {"worst-case": "scripted"}
-LLM_HELP = "openai (or any OpenAI-compatible server), or scripted: the offline worst-case model " \
-           "(--llm worst-case is the same)"
+LLM_HELP = "openai: a real model (OpenAI, an OpenAI-compatible server, or the provider --model names as " \
+           "provider:model), or scripted: the offline worst-case model (--llm worst-case is the same)"
 
 NO_LLM_HELP = (
     "No LLM is configured. SecGPT needs a chat model that supports tool calling. Either set your "
     "OpenAI key (export OPENAI_API_KEY=sk-..., or put {\"OPENAI_API_KEY\": \"sk-...\"} in "
     "data/env_variables.json, mode 0600), or point SecGPT at an OpenAI-compatible server such as "
     "Ollama, vLLM or llama.cpp (export OPENAI_BASE_URL=http://localhost:11434/v1 and "
-    "SECGPT_MODEL=<model name>, or use --base-url and --model). To try it offline without any "
-    "model, run with --llm scripted, a deterministic model that follows a script.")
+    "SECGPT_MODEL=<model name>, or use --base-url and --model), or name another provider's model "
+    "(--model anthropic:claude-sonnet-4-5 with ANTHROPIC_API_KEY set, after pip install langchain-anthropic). "
+    "To try it offline without any model, run with --llm scripted, a deterministic model that follows a script.")
 
 
 @dataclass(frozen=True)
 class LLMConfig:
-    provider: Provider
-    model: str
+    provider: str  # "scripted", or a provider of helpers.llm.providers ("openai", "anthropic", ...)
+    model: str  # the provider's name for the model (no "provider:" prefix)
     base_url: str | None = None
     api_key: SecretStr | None = None
     timeout_s: float = 60.0
@@ -49,7 +53,9 @@ class LLMConfig:
     def describe(self) -> str:
         if self.provider == "scripted":
             return f"scripted ({self.script.name if self.script else 'no script'})"
-        return f"{self.model} at {self.base_url or 'api.openai.com'}"
+        if self.provider == "openai":
+            return f"{self.model} at {self.base_url or 'api.openai.com'}"
+        return f"{self.provider}:{self.model}" + (f" at {self.base_url}" if self.base_url else "")
 
 
 def read_env_file(path: Path | None = None) -> dict[str, str]:
@@ -75,9 +81,11 @@ def canonical_llm(llm: str | None) -> str | None:
 
 def load_llm_config(llm: str | None = None, model: str | None = None, base_url: str | None = None,
                     script: str | Path | None = None) -> LLMConfig:
-    """Resolve the configuration. ``llm`` is "openai", "scripted" (or its other name "worst-case")
-    or None (a real LLM if one is configured). Raises ConfigError(NO_LLM_HELP) when nothing
-    usable is configured."""
+    """Resolve the configuration. ``llm`` is "openai" (a real model: ``model`` may name another
+    provider, ``provider:model``), "scripted" (or its other name "worst-case") or None (a real
+    LLM if one is configured). Raises ConfigError(NO_LLM_HELP) when nothing usable is
+    configured, and a one-line ConfigError for an unknown provider, a provider whose package is
+    not installed, or one whose key is not set."""
     file_values = read_env_file()
 
     def setting(name: str) -> str | None:
@@ -90,11 +98,20 @@ def load_llm_config(llm: str | None = None, model: str | None = None, base_url: 
             raise ConfigError(f"script {script_path} not found; pass --script PATH")
         return LLMConfig(provider="scripted", model="scripted", script=script_path)
     base = base_url or setting("OPENAI_BASE_URL")
-    key = setting("OPENAI_API_KEY")
-    if not key and not base:
-        raise ConfigError(NO_LLM_HELP)
-    return LLMConfig(provider="openai", model=model or setting("SECGPT_MODEL") or DEFAULT_MODEL,
-                     base_url=base, api_key=SecretStr(key or "not-needed"))
+    provider, name = split_model(model or setting("SECGPT_MODEL") or DEFAULT_MODEL, base)
+    require_installed(provider)
+    if provider.name == "openai":
+        key = setting("OPENAI_API_KEY")
+        if not key and not base:
+            raise ConfigError(NO_LLM_HELP)
+        return LLMConfig(provider="openai", model=name, base_url=base, api_key=SecretStr(key or "not-needed"))
+    key = setting(provider.key_variable) if provider.key_variable else None
+    if provider.key_variable and not key:
+        raise ConfigError(f"the {provider.name} provider needs its API key: export {provider.key_variable}=... "
+                          f"or put {{\"{provider.key_variable}\": \"...\"}} in data/env_variables.json (mode 0600)")
+    # OPENAI_BASE_URL is OpenAI's: another provider's server is named by --base-url alone.
+    return LLMConfig(provider=provider.name, model=name, base_url=base_url,
+                     api_key=SecretStr(key) if key else None)
 
 
 def real_llm_configured() -> bool:

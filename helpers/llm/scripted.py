@@ -8,24 +8,22 @@ the tool results it actually received). A rule conditioned on text that only a
 malicious input contains (``context_contains``) is how an obedient model's
 reaction to an injected instruction is written down.
 
-No network, no randomness. Built through the same configuration path as a
-real model (``helpers.llm.models.make_chat_model``).
+No network, no randomness. A ``ChatModel`` on the base it shares with the
+AgentDojo worst-case model (``helpers.llm.offline``), built through the same
+configuration path as a real model (``helpers.llm.models.make_chat_model``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
-from helpers.llm.convert import tool_from_any
+from helpers.isc.messages import ChatMessage, ToolCall, ToolSpec
+from helpers.llm.offline import OfflineModel, last_user_index
 from helpers.utilities.errors import ConfigError
 
 NO_RULE = "(The scripted model has no rule for this input.)"
@@ -81,24 +79,24 @@ class Script(BaseModel):
 class _View:
     """What the model was given, reduced to what rules look at."""
 
-    def __init__(self, messages: list[BaseMessage], tools: list[dict]) -> None:
-        self.tools = [t["name"] for t in tools]
-        self.system = "\n".join(str(m.content) for m in messages if isinstance(m, SystemMessage))
+    def __init__(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> None:
+        self.tools = [t.name for t in tools]
+        self.system = "\n".join(m.content for m in messages if m.role == "system")
         # Everything the model was given: messages, and the tools' descriptions (a real model reads them).
-        self.context = "\n".join([*(str(m.content) for m in messages), *(t["description"] for t in tools)])
-        last_user = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
-        self.query = str(messages[last_user].content) if last_user >= 0 else ""
+        self.context = "\n".join([*(m.content for m in messages), *(t.description for t in tools)])
+        last_user = last_user_index(messages)
+        self.query = messages[last_user].content if last_user >= 0 else ""
         names: dict[str, str] = {}
         self.results: dict[str, str] = {}
         self.order: list[str] = []
         for m in messages[last_user + 1:]:
-            if isinstance(m, AIMessage):
+            if m.role == "assistant":
                 for call in m.tool_calls:
-                    names[call.get("id") or ""] = call["name"]
-            elif isinstance(m, ToolMessage):
-                name = names.get(m.tool_call_id, "")
-                self.results[name] = str(m.content)
-                self.order.append(str(m.content))
+                    names[call.id] = call.name
+            elif m.role == "tool":
+                name = names.get(m.tool_call_id or "", "")
+                self.results[name] = m.content
+                self.order.append(m.content)
         self.called = set(names.values())
 
     def matches(self, when: When) -> bool:
@@ -150,43 +148,23 @@ class _View:
         return self.results.get(rest, "")
 
 
-class ScriptedChatModel(BaseChatModel):
-    script: Script
-    latency_s: float = 0.0  # answer after this long, to stand for a remote model (benchmarks)
-    _history: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
-    _counter: int = PrivateAttr(default=0)
+class ScriptedChatModel(OfflineModel):
+    """The first rule whose conditions hold decides the reply; none: ``NO_RULE``."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
+    def __init__(self, script: Script, latency_s: float = 0.0) -> None:
+        super().__init__(latency_s)
+        self.script = script
 
-    @property
-    def history(self) -> list[list[BaseMessage]]:
-        """Every input this model was given, in order (for tests and debugging)."""
-        return self._history
-
-    def bind_tools(self, tools: list[Any], **kwargs: Any):
-        return self.bind(tools=[tool_from_any(t).model_dump(include={"name", "description"}) for t in tools],
-                         **kwargs)
-
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: Any = None, tools: list[dict] | None = None, **kwargs: Any) -> ChatResult:
-        self._history.append(list(messages))
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        view = _View(messages, list(tools or []))
+    def reply(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> ChatMessage:
+        view = _View(messages, tools)
         for rule in self.script.rules:
             if view.matches(rule.when):
-                return ChatResult(generations=[ChatGeneration(message=self._reply(view, rule.then))])
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=NO_RULE))])
+                return self._reply(view, rule.then)
+        return ChatMessage(role="assistant", content=NO_RULE)
 
-    def _reply(self, view: _View, then: Then) -> AIMessage:
-        calls = []
-        for call in then.tool_calls:
-            self._counter += 1
-            calls.append({"name": call.name, "args": view.fill(call.args), "id": f"call_{self._counter}",
-                          "type": "tool_call"})
-        return AIMessage(content=view.fill(then.content), tool_calls=calls)
+    def _reply(self, view: _View, then: Then) -> ChatMessage:
+        calls = [ToolCall(id=self.call_id(), name=call.name, args=view.fill(call.args)) for call in then.tool_calls]
+        return ChatMessage(role="assistant", content=view.fill(then.content), tool_calls=calls)
 
 
 def plan_json(*steps: dict) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from langchain_core.messages import HumanMessage
-
+from helpers.isc.messages import ChatMessage
+from helpers.llm.interface import ChatModel
 from helpers.templates import prompts
 
 
@@ -24,24 +24,26 @@ def parse_json_object(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def extract_entities(invoke, message: str) -> dict[str, str]:
-    """``invoke(messages) -> AIMessage``. Returns a flat dict of facts, {} if none or unparseable."""
-    reply = invoke([HumanMessage(content=prompts.ENTITIES.format(message=message))])
-    found = parse_json_object(str(reply.content)) or {}
+def _ask(model: ChatModel, prompt: str) -> str:
+    return model.complete([ChatMessage(role="user", content=prompt)]).content
+
+
+def extract_entities(model: ChatModel, message: str) -> dict[str, str]:
+    """A flat dict of the facts ``message`` states about the user, {} if none or unparseable."""
+    found = parse_json_object(_ask(model, prompts.ENTITIES.format(message=message))) or {}
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in found.items() if v not in (None, "")}
 
 
-def summarizer(invoke):
+def summarizer(model: ChatModel):
     def summarize(previous: str, messages: list[dict]) -> str:
         text = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
-        reply = invoke([HumanMessage(content=prompts.SUMMARY.format(summary=previous or "(none)", messages=text))])
-        return str(reply.content)
+        return _ask(model, prompts.SUMMARY.format(summary=previous or "(none)", messages=text))
     return summarize
 
 
-def remember_turn(store, namespace: str, invoke, query: str, answer: str) -> None:
+def remember_turn(store, namespace: str, model: ChatModel, query: str, answer: str) -> None:
     """After an answer: keep the exchange (folding old turns into the summary) and the
-    facts the user stated. ``store`` is a MemoryStore; ``invoke(messages) -> AIMessage``."""
+    facts the user stated. ``store`` is a MemoryStore."""
     store.append(namespace, [{"role": "user", "content": query}, {"role": "assistant", "content": answer}],
-                 summarize=summarizer(invoke))
-    store.remember(namespace, extract_entities(invoke, query))
+                 summarize=summarizer(model))
+    store.remember(namespace, extract_entities(model, query))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 KiB = 1024
 
 # Defaults, for an app whose manifest says nothing: an agent run is at most ~10 LLM calls
-# (spoke/agent.py MAX_STEPS) of a few to a few hundred KiB each, plus a summary.
+# (helpers/llm/agent.py MAX_STEPS) of a few to a few hundred KiB each, plus a summary.
 DEFAULT_LLM_CALLS = 32
 DEFAULT_PROMPT_KIB = 4 * 1024
 DEFAULT_AUDIT_KIB = 4 * 1024

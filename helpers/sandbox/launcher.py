@@ -77,7 +77,7 @@ SPOKE_PROGRAM = SpokeProgram(
         "pydantic", "jsonschema",
         "langchain_core.messages", "langchain_core.tools", "langchain_core.language_models",
         "helpers.isc.channel", "helpers.sandbox.confine", "spoke.spoke", "spoke.tools",
-        "helpers.llm.hub_model",
+        "spoke.hub_model",
         # the Google apps' client stack (pure Python; imported once here instead of in every spoke)
         "httplib2", "googleapiclient.discovery", "googleapiclient.errors", "google_auth_httplib2",
         "google.oauth2.credentials", "google.auth.credentials",

@@ -50,7 +50,7 @@ def parser(prog: str, description: str, isolation: bool = False) -> argparse.Arg
     p.add_argument("--consent", choices=CONSENT_MODES, help="how permission questions are answered "
                    "(default: ask on a terminal, expected otherwise)")
     p.add_argument("--llm", choices=LLM_CHOICES, help=f"{LLM_HELP}; default: the configured one")
-    p.add_argument("--model", help="model name (or SECGPT_MODEL)")
+    p.add_argument("--model", help="model name, or provider:model (e.g. anthropic:claude-sonnet-4-5; or SECGPT_MODEL)")
     p.add_argument("--base-url", help="OpenAI-compatible server URL (or OPENAI_BASE_URL)")
     p.add_argument("--script", help="script for --llm scripted")
     p.add_argument("--traceback", action="store_true", help="show tracebacks of errors")

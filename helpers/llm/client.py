@@ -1,14 +1,20 @@
-"""The hub's LLM: every model call in SecGPT goes through here (planner, memory upkeep,
-and spokes' ``llm_request``), made with the hub's key. Calls are counted for the
-benchmarks, and charged to the app a call is made for (``hub.budget``).
+"""The LLM client: every model call the hub makes goes through here (planner, quarantined
+extractor, memory upkeep, and spokes' ``llm_request``), made with the hub's key; VanillaGPT
+calls its model through the same client. Calls are counted for the benchmarks, and charged
+through the ``charge`` hook its owner gives (the hub: ``hub.budget.charge_llm``, to the app a
+call is made for).
 
 A failed call becomes an LLMError carrying only a fixed category and the HTTP
 status (``the LLM call failed: rate_limited (429)``): what the provider wrote
-never leaves the hub, since a provider (or a proxy, or a misconfigured local
+never leaves the client, since a provider (or a proxy, or a misconfigured local
 server) may echo the request, Authorization header included. The full detail,
-with anything that looks like a credential redacted, goes to the audit log.
+with anything that looks like a credential redacted, goes to the ``audit`` its
+owner gives (the hub's audit log).
 
-Runs in: hub.
+Runs in: hub (and VanillaGPT's one process).
+
+Must never: import the hub (what it needs of it is handed in), or let a provider's
+error text reach anyone but the audit log.
 """
 
 from __future__ import annotations
@@ -17,15 +23,12 @@ import json
 import re
 import threading
 from collections import Counter
-
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from helpers.isc.messages import ChatMessage, ToolSpec
-from helpers.llm.convert import from_langchain, to_langchain, tool_to_openai
+from helpers.llm.interface import ChatModel
 from helpers.utilities.errors import LLMError
-from hub import budget
-from hub.audit import AuditLog
 
 # A provider's status, as the one word a spoke (and the user) is told.
 STATUS_CATEGORIES = {401: "auth_failed", 403: "auth_failed", 408: "timeout", 429: "rate_limited"}
@@ -41,39 +44,50 @@ CREDENTIAL_PATTERNS = (
 )
 
 
-class LLMBroker:
-    def __init__(self, model: BaseChatModel, audit: AuditLog | None = None) -> None:
+class Audit(Protocol):
+    """Where a failure is told in full (redacted): the hub's audit log."""
+
+    def record(self, event: str, /, **fields: Any) -> Any: ...
+
+
+class LLMClient:
+    def __init__(self, model: ChatModel, *, charge: Callable[[int], None] | None = None,
+                 audit: Audit | None = None) -> None:
+        """``charge(prompt_bytes)`` is called before each call and may refuse it by raising (the
+        hub's budgets); ``audit`` hears each failure in full, redacted (set later by the hub
+        operator when not given)."""
         self.model = model
-        self.audit = audit  # where failures are told in full (redacted); set by the hub operator
+        self.charge = charge
+        self.audit = audit
         self.calls = 0
         self.calls_by_purpose: Counter[str] = Counter()  # "planner", "memory", a spoke's name, ...
         self.prompt_chars = 0  # characters of every prompt sent (messages and tool descriptions)
         self._count_lock = threading.Lock()
 
-    def invoke(self, messages: list[BaseMessage], tools: list[ToolSpec] | None = None,
-               purpose: str = "hub") -> AIMessage:
-        # Charged before the call: an app over its budget costs the hub nothing more.
-        budget.charge_llm(prompt_bytes(messages, tools))
-        chars = sum(len(str(m.content)) for m in messages) + sum(
-            len(t.description) + len(str(t.parameters)) for t in tools or [])
+    def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (),
+                 purpose: str = "hub") -> ChatMessage:
+        """The model's reply, counted under ``purpose``; any failure of the call is an LLMError."""
+        if self.charge is not None:  # before the call: an app over its budget costs nothing more
+            self.charge(prompt_bytes(messages, tools))
+        chars = sum(len(m.content) for m in messages) + sum(len(t.description) + len(str(t.parameters)) for t in tools)
         with self._count_lock:  # spokes may be served at once (strict phrasing)
             self.calls += 1
             self.calls_by_purpose[purpose] += 1
             self.prompt_chars += chars
-        runnable = self.model.bind_tools([tool_to_openai(t) for t in tools]) if tools else self.model
         try:
-            reply, failure = runnable.invoke(messages), None
+            reply, failure = self.model.complete(messages, tools), None
+        except LLMError:
+            raise  # already one fixed line (the adapter's check of the reply)
         except Exception as exc:  # noqa: BLE001 - provider SDKs raise many types; one fixed line out
             reply, failure = None, self._failed(exc, purpose)
         if failure is not None:  # raised outside the handler: the provider's exception is not even its context
             raise LLMError(*failure)
-        if not isinstance(reply, AIMessage):
-            raise LLMError(f"the LLM returned {type(reply).__name__}, not a message")
         return reply
 
-    def complete(self, messages: list[ChatMessage], tools: list[ToolSpec], purpose: str) -> ChatMessage:
-        """For a spoke's ``llm_request``: wire types in, wire type out."""
-        return from_langchain(self.invoke([to_langchain(m) for m in messages], tools, purpose))
+    def model_for(self, purpose: str) -> ChatModel:
+        """This client as a ChatModel whose calls are counted under ``purpose`` (for the agent
+        loop and memory upkeep)."""
+        return _Purposed(self, purpose)
 
     def _failed(self, exc: Exception, purpose: str) -> tuple[str, str]:
         """The one line a failure is told as, and its category; the detail, redacted, to the audit log."""
@@ -85,7 +99,7 @@ class LLMBroker:
 
     def redact(self, text: str) -> str:
         """``text`` without the model's key and without anything else that looks like a credential."""
-        for secret in _secrets_of(self.model):
+        for secret in self.model.credentials():
             text = text.replace(secret, "[redacted]")
         for pattern in CREDENTIAL_PATTERNS:
             text = pattern.sub(lambda m: (m.group(1) if m.groups() and m.group(1) else "") + "[redacted]", text)
@@ -121,27 +135,23 @@ def classify(exc: BaseException) -> tuple[str, int | None]:
     return "unexpected_error", None
 
 
-def prompt_bytes(messages: list[BaseMessage], tools: list[ToolSpec] | None = None) -> int:
+def prompt_bytes(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> int:
     """What one call sends, in UTF-8 bytes: every message's text and tool calls, every tool's
     description and parameter schema."""
     size = 0
     for m in messages:
-        content = m.content if isinstance(m.content, str) else json.dumps(m.content, default=str)
-        size += len(content.encode("utf-8", "surrogatepass"))
-        calls = getattr(m, "tool_calls", None)
-        if calls:
-            size += len(json.dumps(calls, default=str).encode())
-    for t in tools or []:
+        size += len(m.content.encode("utf-8", "surrogatepass"))
+        if m.tool_calls:  # counted in the form budgets were sized by: name, args, id, type
+            size += len(json.dumps([{"name": c.name, "args": c.args, "id": c.id, "type": "tool_call"}
+                                    for c in m.tool_calls], default=str).encode())
+    for t in tools:
         size += len(t.description.encode("utf-8", "surrogatepass")) + len(json.dumps(t.parameters, default=str))
     return size
 
 
-def _secrets_of(model: BaseChatModel) -> list[str]:
-    """The credentials the model holds (langchain keeps them as SecretStr)."""
-    found = []
-    for name in ("openai_api_key", "api_key", "anthropic_api_key", "google_api_key"):
-        value = getattr(model, name, None)
-        secret = value.get_secret_value() if hasattr(value, "get_secret_value") else None
-        if isinstance(secret, str) and len(secret) >= 4:
-            found.append(secret)
-    return found
+class _Purposed(ChatModel):
+    def __init__(self, client: LLMClient, purpose: str) -> None:
+        self.client, self.purpose = client, purpose
+
+    def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> ChatMessage:
+        return self.client.complete(messages, tools, self.purpose)

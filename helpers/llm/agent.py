@@ -1,7 +1,9 @@
-"""A small tool-calling agent loop over any LangChain chat model with ``bind_tools``.
+"""A small tool-calling agent loop over any ``ChatModel``.
 
-Used by every spoke (with the hub-brokered model) and by VanillaGPT (with the
-hub's model directly), so the two systems differ only in what each context holds.
+Shared by every spoke (with its model through the hub, ``spoke.hub_model``) and by
+VanillaGPT (with the LLM client directly), so the two systems differ only in what each
+context holds. It works on the project's own messages; a tool's failure is a result the
+model can explain, never a crash of the loop.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from helpers.isc.messages import ToolSpec
-from helpers.llm.convert import tool_to_openai
+from helpers.isc.messages import ChatMessage, ToolCall, ToolSpec
+from helpers.llm.interface import ChatModel
 from helpers.utilities.text import as_text
 
 MAX_STEPS = 8
@@ -31,7 +31,7 @@ class AgentTool:
 @dataclass
 class AgentRun:
     answer: str
-    messages: list[BaseMessage]
+    messages: list[ChatMessage]
     tool_calls: list[tuple[str, dict, str]]  # (tool, args, result)
 
 
@@ -52,7 +52,7 @@ def local_tool(name: str, description: str, request_schema: dict, response_schem
     return AgentTool(ToolSpec(name=name, description=description, parameters=request_schema), run)
 
 
-def run_agent(model: BaseChatModel, system: str, history: list[BaseMessage], query: str,
+def run_agent(model: ChatModel, system: str, history: list[ChatMessage], query: str,
               tools: list[AgentTool], max_steps: int = MAX_STEPS,
               unknown: Callable[[str], AgentTool] | None = None,
               done: list[tuple[str, dict, str]] | None = None) -> AgentRun:
@@ -61,33 +61,32 @@ def run_agent(model: BaseChatModel, system: str, history: list[BaseMessage], que
     ``done`` holds calls already made (plan-directed execution): the conversation starts as if
     the model had made them, so its first turn can simply phrase the answer."""
     by_name = {t.spec.name: t for t in tools}
-    bound = model.bind_tools([tool_to_openai(t.spec) for t in tools]) if tools else model
-    messages: list[BaseMessage] = [SystemMessage(content=system), *history, HumanMessage(content=query)]
+    specs = [t.spec for t in tools]
+    messages = [ChatMessage(role="system", content=system), *history, ChatMessage(role="user", content=query)]
     calls: list[tuple[str, dict, str]] = list(done or [])
     if calls:
         ids = [f"planned_{i}" for i in range(len(calls))]
-        messages.append(AIMessage(content="", tool_calls=[
-            {"name": name, "args": args, "id": i, "type": "tool_call"} for (name, args, _), i in zip(calls, ids)]))
-        messages += [ToolMessage(content=result, tool_call_id=i) for (_, _, result), i in zip(calls, ids)]
+        messages.append(ChatMessage(role="assistant", content="", tool_calls=[
+            ToolCall(id=i, name=name, args=args) for (name, args, _), i in zip(calls, ids)]))
+        messages += [ChatMessage(role="tool", content=result, tool_call_id=i)
+                     for (_, _, result), i in zip(calls, ids)]
     for _ in range(max_steps):
-        reply = bound.invoke(messages)
-        if not isinstance(reply, AIMessage):
-            reply = AIMessage(content=str(getattr(reply, "content", reply)))
+        reply = model.complete(messages, specs)
         messages.append(reply)
         if not reply.tool_calls:
-            return AgentRun(as_text(reply.content) if reply.content else "", messages, calls)
+            return AgentRun(reply.content, messages, calls)
         for call in reply.tool_calls:
-            tool = by_name.get(call["name"]) or (unknown(call["name"]) if unknown else None)
-            args = dict(call.get("args") or {})
+            tool = by_name.get(call.name) or (unknown(call.name) if unknown else None)
+            args = dict(call.args)
             if tool is None:
-                result = f"Error: there is no tool named {call['name']}."
+                result = f"Error: there is no tool named {call.name}."
             else:
                 try:
                     result = tool.run(args)
                 except Exception as exc:  # noqa: BLE001 - a failing tool is a result the model can explain
-                    result = f"Error from {call['name']}: {type(exc).__name__}: {exc}"
-            calls.append((call["name"], args, result))
-            messages.append(ToolMessage(content=result, tool_call_id=call.get("id") or ""))
+                    result = f"Error from {call.name}: {type(exc).__name__}: {exc}"
+            calls.append((call.name, args, result))
+            messages.append(ChatMessage(role="tool", content=result, tool_call_id=call.id))
     return AgentRun(f"I could not finish this request within {max_steps} steps.", messages, calls)
 
 
