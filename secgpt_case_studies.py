@@ -1,4 +1,7 @@
-"""The case studies on SecGPT (the original four and the three ACE attacks): `python secgpt_case_studies.py [--case N | --all | --compare] [--isolation faithful|strict]`."""
+"""Runs in: hub.
+
+The case studies on SecGPT (the original four and the three ACE attacks): `python secgpt_case_studies.py [--case N | --all | --compare] [--isolation faithful|strict]`.
+"""
 
 import sys
 

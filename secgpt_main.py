@@ -1,4 +1,7 @@
-"""SecGPT chat: `python secgpt_main.py` (see --help). Apps run isolated in sandboxed spokes."""
+"""Runs in: hub.
+
+SecGPT chat: `python secgpt_main.py` (see --help). Apps run isolated in sandboxed spokes.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ def _build(args, llm, chat) -> Session:
 
 def main(user_id: str = "0", debug: bool = False, argv: list[str] | None = None) -> int:
     """Run the chat, as the original's ``main(user_id, debug=...)``."""
-    return main_for("SecGPT", _build, __doc__, user_id, debug, argv, isolation=True)
+    return main_for("SecGPT", _build, __doc__.split("\n\n", 1)[1], user_id, debug, argv, isolation=True)
 
 
 if __name__ == "__main__":

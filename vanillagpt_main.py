@@ -1,4 +1,7 @@
-"""VanillaGPT chat: `python vanillagpt_main.py` (see --help). The baseline: all apps in one context."""
+"""Runs in: vanillagpt.
+
+VanillaGPT chat: `python vanillagpt_main.py` (see --help). The baseline: all apps in one context.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ def _build(args, llm, chat) -> Session:
 
 def main(user_id: str = "0", debug: bool = False, argv: list[str] | None = None) -> int:
     """Run the chat, as the original's ``main(user_id, debug=...)``."""
-    return main_for("VanillaGPT", _build, __doc__, user_id, debug, argv)
+    return main_for("VanillaGPT", _build, __doc__.split("\n\n", 1)[1], user_id, debug, argv)
 
 
 if __name__ == "__main__":

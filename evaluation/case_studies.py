@@ -1,4 +1,6 @@
-"""The seven case studies, run on SecGPT (in either isolation mode) or VanillaGPT, with
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+The seven case studies, run on SecGPT (in either isolation mode) or VanillaGPT, with
 verdicts computed from what actually happened (``evaluation.case_verdicts``): the four of
 the original, and the three attacks the ACE paper (arXiv 2504.20984) published against
 IsolateGPT.

@@ -1,4 +1,6 @@
-"""The case-study programs: secgpt_case_studies.py and vanillagpt_case_studies.py.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+The case-study programs: secgpt_case_studies.py and vanillagpt_case_studies.py.
 
 The original's menu (now 1-7, re-asked on invalid input), or --case N / --all, or
 --compare: every case on VanillaGPT and on SecGPT in each isolation mode, with the

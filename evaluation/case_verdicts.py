@@ -1,4 +1,6 @@
-"""How each case study is judged, from what happened: the answers the user was told, what
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+How each case study is judged, from what happened: the answers the user was told, what
 apps recorded in their own data directories, the simulated mailbox, what reached each
 spoke's LLM context (the hub's audit log) and, for SecGPT, the plans.
 

@@ -1,4 +1,6 @@
-"""The escape battery: attacks run from inside a spoke, each of which must be contained.
+"""Runs in: hub (the evaluation's driver, beside the system under test).
+
+The escape battery: attacks run from inside a spoke, each of which must be contained.
 
 Every attack is ordinary app code run by the ``sandbox`` app in a freshly
 launched spoke, with the same launcher, policy and broker as any app. After
@@ -437,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     from hub.audit import AuditLog
     from hub.broker import SpokeBroker
 
-    parser = argparse.ArgumentParser(prog="python -m evaluation.escape_battery", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.escape_battery", description=__doc__.split("\n\n")[1])
     parser.add_argument("--no-user-namespace", action="store_true",
                         help="hub not root: run without user namespaces, as on a system that forbids them")
     args = parser.parse_args(argv)

@@ -1,4 +1,6 @@
-"""Draws figure/agentdojo.svg (the README's AgentDojo results) from the results file
+"""Runs in: offline.
+
+Draws figure/agentdojo.svg (the README's AgentDojo results) from the results file
 that `python -m evaluation.agentdojo` writes. Run:
 
     python figure/agentdojo.py [--results PATH] [--output PATH]
@@ -189,7 +191,7 @@ def draw(data: ResultsFile, output: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python figure/agentdojo.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python figure/agentdojo.py", description=__doc__.split("\n\n")[1])
     parser.add_argument("--results", metavar="PATH", type=Path, default=DEFAULT_RESULTS,
                         help="the results file (default: evaluation/results/agentdojo.json)")
     parser.add_argument("--output", metavar="PATH", type=Path, default=DEFAULT_OUTPUT,

@@ -1,4 +1,6 @@
-"""Draws figure/architecture.svg (the README's architecture diagram). Run:
+"""Runs in: offline.
+
+Draws figure/architecture.svg (the README's architecture diagram). Run:
 
     python figure/architecture.py
 

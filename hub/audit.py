@@ -1,4 +1,6 @@
-"""The hub's audit log: one JSON object per line for every message that crosses the
+"""Runs in: hub.
+
+The hub's audit log: one JSON object per line for every message that crosses the
 hub<->spoke boundary, every violation, every spoke start/stop, every egress and
 permission decision. Append-only, flushed per line; written only by the hub.
 
@@ -7,8 +9,6 @@ characters is kept as ``{"sha256", "size", "head"}`` (size in UTF-8 bytes), a li
 is at most about ENTRY_LIMIT bytes, and the lines naming an app are charged to that
 app's audit budget for the query (``hub/budget.py``); once over, its lines are
 dropped (counted, and the overrun recorded) except the hub's own life-cycle events.
-
-Runs in: hub.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The hub's broker: runs apps in spokes and serves what spokes ask for while they work.
+"""Runs in: hub.
+
+The hub's broker: runs apps in spokes and serves what spokes ask for while they work.
 
 Trust rules enforced here:
 * a message's sender is the spoke whose socket it arrived on; nothing inside a

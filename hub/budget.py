@@ -1,4 +1,6 @@
-"""Budgets, kept: what each app has cost the hub in the current query.
+"""Runs in: hub.
+
+Budgets, kept: what each app has cost the hub in the current query.
 
 A query is one top-level exchange of the broker (the hub's request to the spoke
 that handles the user's query, with everything served while it runs: other apps'
@@ -9,7 +11,7 @@ charged to the app they name. The request that would go over is refused with a
 ``budget_exceeded`` message, and so is every later request of that app in the
 query; the spoke is not stopped. The user is told once, in one line.
 
-Runs in: hub. Pure bookkeeping: it never calls the LLM, the network or Redis.
+Pure bookkeeping: it never calls the LLM, the network or Redis.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Text matching that guesses whether data moved from one place to another: best effort.
+"""Runs in: hub.
 
-Runs in: hub. Pure: no I/O.
+Text matching that guesses whether data moved from one place to another: best effort.
+
+Pure: no I/O.
 
 The faithful mode cannot see data flow inside an LLM: an answer goes into a context, and
 later a request comes out. These checks compare the texts. They catch an LLM that copies

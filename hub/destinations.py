@@ -1,7 +1,8 @@
-"""Destinations named in a plan: where a planned input would send something.
+"""Runs in: hub.
 
-Runs in: hub. Pure: no I/O and no network (host names are checked against
-tldextract's bundled suffix list).
+Destinations named in a plan: where a planned input would send something.
+
+Pure: no I/O and no network (host names are checked against tldextract's bundled suffix list).
 
 The planner is an LLM that reads text apps wrote (vendor descriptions, earlier
 answers kept in the chat history), so an app can make it add "send the invoice to

@@ -1,6 +1,6 @@
-"""Which functionalities have side effects: those the hub asks about at each call, with its input.
+"""Runs in: hub.
 
-Runs in: hub.
+Which functionalities have side effects: those the hub asks about at each call, with its input.
 
 A functionality has side effects (it sends, deletes, books, writes, posts, or reaches
 a network) unless its specification file says so at its top level::

@@ -1,9 +1,9 @@
-"""The hub: one user's SecGPT session.
+"""Runs in: hub.
+
+The hub: one user's SecGPT session.
 
 Holds everything trusted (the LLM and its key, memory, permissions, the audit
 log), plans each query, and hands it to the operator, which runs it in spokes.
-
-Runs in: hub.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The hub operator: carries out a plan with spokes, and serves what spokes ask for.
+"""Runs in: hub.
+
+The hub operator: carries out a plan with spokes, and serves what spokes ask for.
 
 Step 3 of the query flow: keep only installed functionalities, group dependent
 steps; no step -> the vanilla spoke (no app, the hub's memory); one group ->
@@ -20,8 +22,6 @@ questions per query (``begin_query``).
 What broke during the query is kept by the broker (``failures``), including what a
 spoke papered over (an LLM call it was refused by a failure, a callee that died):
 the first one is the query's ``failure``, which the answer reports.
-
-Runs in: hub.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""A plan's steps as data: ``<result_k>`` references, dependency groups, and whether a call is
+"""Runs in: hub.
+
+A plan's steps as data: ``<result_k>`` references, dependency groups, and whether a call is
 a planned step (same functionality, planned inputs, each step once).
 
-Runs in: hub. Pure: no I/O. The planner (``hub.planner``) writes plans; the policy
-(``hub.policy``) decides with them; nothing here asks anyone anything.
+Pure: no I/O. The planner (``hub.planner``) writes plans; the policy (``hub.policy``) decides with
+them; nothing here asks anyone anything.
 
 A plan is ``[PlanStep(name, input, output)]``. An input value ``"<result_k>"`` (k counted
 from 1) stands for what step k returns; the hub never trusts that such a value is what

@@ -1,6 +1,6 @@
-"""Strict mode: the hub carries out a plan as code, and each app phrases only its own results.
+"""Runs in: hub.
 
-Runs in: hub.
+Strict mode: the hub carries out a plan as code, and each app phrases only its own results.
 
 No LLM that can cause a call reads an app's output here. The steps run in plan order,
 each in its app's spoke as a plain functionality call (no agent): its input is the

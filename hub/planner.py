@@ -1,4 +1,6 @@
-"""The planner: which functionalities does this query need, in which order?
+"""Runs in: hub.
+
+The planner: which functionalities does this query need, in which order?
 
 Asks the LLM for ``{"steps": [{"name", "input", "output"}]}``; a step's input may
 reference ``<result_k>``. A malformed plan is asked for once more; after that the

@@ -1,9 +1,11 @@
-"""The policy: what a call, a data flow or a plan's input may do, and which question it needs.
+"""Runs in: hub.
 
-Runs in: hub. Pure: no I/O, no sockets, no questions put. The hub operator carries out
-what the policy decides: ``Allow``, ``Deny(reason)``, or ``Ask(request)`` (a permission
-question: category, key, details, expected or not), and tells the policy the answer
-(``record``), which it keeps in the spoke's per-query state (``SpokeState``).
+The policy: what a call, a data flow or a plan's input may do, and which question it needs.
+
+Pure: no I/O, no sockets, no questions put. The hub operator carries out what the policy decides:
+``Allow``, ``Deny(reason)``, or ``Ask(request)`` (a permission question: category, key, details,
+expected or not), and tells the policy the answer (``record``), which it keeps in the spoke's
+per-query state (``SpokeState``).
 
 ``Policy`` is the interface a researcher implements to try another policy, the way
 AgentDojo plugs in defences; ``FaithfulPolicy`` is the paper's (``--isolation faithful``),

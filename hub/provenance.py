@@ -1,6 +1,8 @@
-"""Where in an app's result a value sits: a field of its own, or words inside a longer text.
+"""Runs in: hub.
 
-Runs in: hub. Pure: no I/O.
+Where in an app's result a value sits: a field of its own, or words inside a longer text.
+
+Pure: no I/O.
 
 Strict mode takes values out of results with a quarantined LLM, which may obey an
 instruction in the result and return a value the instruction wrote. For a destination

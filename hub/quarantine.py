@@ -1,12 +1,13 @@
-"""The quarantined LLM (strict mode): one value taken out of an earlier step's result.
+"""Runs in: hub.
 
-Runs in: hub. Makes one LLM call per value, with no tools, holding only the result it
-reads, the value's JSON Schema and where the plan puts it (the user's request and the plan
-made from it: trusted text, which tells it which value of the result is wanted); its reply is parsed as JSON
-and validated against the schema, or the value is not used. Whatever the result says,
-the worst this call can do is return another value of that schema, which the hub records
-as coming from the result's app (the user is shown it, with its source, when asked about
-the call).
+The quarantined LLM (strict mode): one value taken out of an earlier step's result.
+
+Makes one LLM call per value, with no tools, holding only the result it reads, the value's JSON
+Schema and where the plan puts it (the user's request and the plan made from it: trusted text, which
+tells it which value of the result is wanted); its reply is parsed as JSON and validated against the
+schema, or the value is not used. Whatever the result says, the worst this call can do is return
+another value of that schema, which the hub records as coming from the result's app (the user is
+shown it, with its source, when asked about the call).
 
 Must never: bind tools, see another app's output or the chat history, or pass on a reply
 that fails the schema.

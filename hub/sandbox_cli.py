@@ -1,6 +1,6 @@
-"""Run a piece of Python code in a freshly launched spoke, to try the sandbox by hand.
+"""Runs in: hub.
 
-Runs in: hub.
+Run a piece of Python code in a freshly launched spoke, to try the sandbox by hand.
 
     python -m hub.sandbox_cli "import os; os.fork()"
 
@@ -46,7 +46,7 @@ def run(code: str, limits: ResourceLimits | None = None, timeout: float | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.sandbox_cli", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hub.sandbox_cli", description=__doc__.split("\n\n")[1])
     parser.add_argument("code", help="Python code to run inside a sandboxed spoke")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before the hub stops the spoke")
     parser.add_argument("--memory-mb", type=int, default=None, help="address-space limit (MiB)")

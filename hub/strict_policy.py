@@ -1,6 +1,8 @@
-"""The strict mode's policy: the plan is the policy, an app's own functionalities included.
+"""Runs in: hub.
 
-Runs in: hub. Pure: no I/O.
+The strict mode's policy: the plan is the policy, an app's own functionalities included.
+
+Pure: no I/O.
 
 In strict mode the hub itself runs every planned step (``hub.plan_runner``), so no spoke
 has a step left to run: a tool call an LLM reply asks a spoke to make of its own app's

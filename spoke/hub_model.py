@@ -1,4 +1,6 @@
-"""The chat model a spoke uses: every call is an ``llm_request`` to the hub.
+"""Runs in: zygote, spoke.
+
+The chat model a spoke uses: every call is an ``llm_request`` to the hub.
 
 The spoke never holds an API key and never opens a socket; the hub makes the
 call with its own model and returns the assistant message. The request carries

@@ -1,6 +1,6 @@
-"""A spoke: one app, confined, serving the hub's requests over one socket.
+"""Runs in: zygote, spoke (forked by the zygote; this module's start code runs before any app code).
 
-Runs in: spoke (a child forked by the zygote; this module's start code runs before any app code).
+A spoke: one app, confined, serving the hub's requests over one socket.
 
 The start follows ``helpers.isc.spoke_start``: the spoke reads its confinement
 from the hub, confines itself (``helpers.sandbox.confine``), reports what it

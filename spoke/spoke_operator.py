@@ -1,4 +1,6 @@
-"""The spoke's side of the hub protocol: ask the hub for something, wait for its answer.
+"""Runs in: zygote, spoke.
+
+The spoke's side of the hub protocol: ask the hub for something, wait for its answer.
 
 This is the only door an app has to the world. Every method sends one typed
 request and returns the hub's typed answer; a refusal comes back as an

@@ -1,4 +1,6 @@
-"""The tools a spoke's agent gets: its own app's functionalities (run here), one
+"""Runs in: zygote, spoke.
+
+The tools a spoke's agent gets: its own app's functionalities (run here), one
 proxy per other installed functionality (reached through the hub, by name only),
 and ``recall_user_data`` (the user's remembered details, under data permission)."""
 

@@ -1,11 +1,11 @@
-"""VanillaGPT: the baseline SecGPT is compared against.
+"""Runs in: vanillagpt.
+
+VanillaGPT: the baseline SecGPT is compared against.
 
 One process, one LLM agent, one memory: every installed app's functionalities
 and descriptions (and every enabled annotation) share a single context, and app
 code runs in this process. Same apps, same LLM configuration, same memory
 upkeep as SecGPT, so the only difference is isolation.
-
-Runs in: VanillaGPT's one process (no hub, no spokes: the baseline).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""python -m evaluation.agentdojo [--suite NAME ...] [--limit N] [--llm scripted|openai] [--consent MODE]
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+python -m evaluation.agentdojo [--suite NAME ...] [--limit N] [--llm scripted|openai] [--consent MODE]
 [--isolation faithful|strict] [--jobs N] [--logdir DIR] [--force] [--shard K/N] [--latency-ms MS]
 [--allow-errors] [--json] [--verbose] [--output PATH]
 
@@ -31,7 +33,7 @@ OFFLINE = ("scripted", "worst-case")  # one model, two names: the chat's and thi
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.agentdojo", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.agentdojo", description=__doc__.split("\n\n")[2])
     parser.add_argument("--suite", action="append", metavar="NAME",
                         help=f"a suite of AgentDojo {BENCHMARK_VERSION} (repeatable; default 'all': workspace, "
                              "slack, banking and travel)")

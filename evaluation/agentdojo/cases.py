@@ -1,7 +1,7 @@
-"""Which cases a run has: every user task alone, and every user task with every injection
-task it can carry, for each system; in one fixed order, so runs split and resume.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test).
+Which cases a run has: every user task alone, and every user task with every injection
+task it can carry, for each system; in one fixed order, so runs split and resume.
 
 A user task carries an injection when its ground truth reads a place the attack can
 write (found with canaries, as AgentDojo finds injectable places). A security case is

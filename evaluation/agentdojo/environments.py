@@ -1,6 +1,6 @@
-"""A suite's environment with injections in it, loaded in milliseconds instead of a third of a second.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test).
+A suite's environment with injections in it, loaded in milliseconds instead of a third of a second.
 
 AgentDojo builds the environment of every case from scratch: it reads the suite's YAML
 (resolving its includes), writes it back out, fills the injections in, and parses the

@@ -1,6 +1,6 @@
-"""Ground truth for the worst-case model: each task's calls, computed on one run's environment.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test; it builds the model the hub is given).
+Ground truth for the worst-case model: each task's calls, computed on one run's environment.
 
 AgentDojo's ``GroundTruthPipeline`` replays a task's ground-truth calls on the environment;
 this module does the same replay once per environment and turns every user task and

@@ -1,6 +1,6 @@
-"""One file per finished case, in AgentDojo's own log layout, so a stopped run resumes.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test).
+One file per finished case, in AgentDojo's own log layout, so a stopped run resumes.
 
 ``<logdir>/<pipeline>/<suite>/<user_task>/<attack>/<injection_task|none>.json``, as
 AgentDojo's ``TraceLogger`` writes it (a benign case: attack ``none``, file

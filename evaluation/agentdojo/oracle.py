@@ -1,4 +1,6 @@
-"""The worst-case model of the AgentDojo evaluation: perfectly competent, perfectly obedient.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+The worst-case model of the AgentDojo evaluation: perfectly competent, perfectly obedient.
 
 It follows ground truth, as AgentDojo's ``GroundTruthPipeline`` does, but like a model:
 from what it is given and nothing else.

@@ -1,7 +1,7 @@
-"""Running many cases: in this process or in N worker processes, each case logged as it
-finishes, finished cases skipped on the next run.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test).
+Running many cases: in this process or in N worker processes, each case logged as it
+finishes, finished cases skipped on the next run.
 
 A worker is a process of its own with its own spoke launcher (zygote); each case in it
 has its own data directory, hub and Redis, as in a serial run, so ``--jobs N`` gives the

@@ -1,6 +1,6 @@
-"""One system under test as an AgentDojo pipeline element, for one case.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test; it starts the system's hub).
+One system under test as an AgentDojo pipeline element, for one case.
 
 AgentDojo hands ``query`` the prompt, the runtime and the case's environment; a fresh
 session of the system answers in a fresh data directory, its apps reaching the

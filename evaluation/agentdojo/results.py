@@ -1,6 +1,6 @@
-"""What one AgentDojo case gave, and the rates a suite's cases add up to.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test).
+What one AgentDojo case gave, and the rates a suite's cases add up to.
 
 A case that errored (a spoke crash, an LLM error, a timeout, a failure of the harness)
 says so in ``error`` and is left out of every rate: it was neither done nor defended.

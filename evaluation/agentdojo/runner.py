@@ -1,6 +1,6 @@
-"""Run AgentDojo cases through SecGPT or VanillaGPT and let AgentDojo score them.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-Runs in: the evaluation (outside the system under test; it starts the system's hub).
+Run AgentDojo cases through SecGPT or VanillaGPT and let AgentDojo score them.
 
 Each system is an AgentDojo pipeline element (``SystemPipeline``): AgentDojo's own
 ``TaskSuite.run_task_with_pipeline`` loads and injects the environment, hands us the

@@ -1,4 +1,6 @@
-"""The suite's environment as the world outside the apps: one simulated service per app.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+The suite's environment as the world outside the apps: one simulated service per app.
 
 The hub holds the AgentDojo environment of one run. Each app's service host answers
 ``POST /call/<tool>`` by running that tool with AgentDojo's own ``FunctionsRuntime``

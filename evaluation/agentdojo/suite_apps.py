@@ -1,4 +1,6 @@
-"""Which SecGPT apps a suite's tools form, and the app catalogue built from them.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+Which SecGPT apps a suite's tools form, and the app catalogue built from them.
 
 A data file per suite (evaluation/agentdojo/apps/<suite>.json) groups the tools into
 apps as a user would install them, and says which fields of the suite's environment

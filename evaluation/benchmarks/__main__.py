@@ -1,4 +1,6 @@
-"""python -m evaluation.benchmarks [--quick] [--json] [--latency-ms N] [--output FILE]
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+python -m evaluation.benchmarks [--quick] [--json] [--latency-ms N] [--output FILE]
 
 Table on stdout (or JSON with --json); the JSON is also written to FILE (default
 evaluation/results/benchmarks.json). Targets are checked here and reported,
@@ -30,7 +32,7 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.benchmarks", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.benchmarks", description=__doc__.split("\n\n")[1])
     parser.add_argument("--quick", action="store_true", help="a run under a minute, same keys")
     parser.add_argument("--json", action="store_true", help="JSON on stdout instead of the table")
     parser.add_argument("--latency-ms", type=int, default=500, help="simulated LLM latency per call")

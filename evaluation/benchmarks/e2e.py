@@ -1,4 +1,6 @@
-"""End to end: the same queries on SecGPT and VanillaGPT, interleaved, with the offline
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+End to end: the same queries on SecGPT and VanillaGPT, interleaved, with the offline
 model answering instantly and again after a simulated latency per LLM call."""
 
 from __future__ import annotations

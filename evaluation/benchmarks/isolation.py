@@ -1,4 +1,7 @@
-"""The isolation machinery alone: spoke start, hub<->spoke round trip, memory per idle spoke."""
+"""Runs in: hub (the evaluation's driver, beside the system under test).
+
+The isolation machinery alone: spoke start, hub<->spoke round trip, memory per idle spoke.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Planning with many installed apps: the planner prompt's size and the planning time."""
+"""Runs in: hub (the evaluation's driver, beside the system under test).
+
+Planning with many installed apps: the planner prompt's size and the planning time.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The end-to-end benchmark's queries and the offline model's script for them.
+"""Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
+
+The end-to-end benchmark's queries and the offline model's script for them.
 
 Five kinds: no app, one app, two independent apps, dependent steps, and a
 cross-app call the plan did not foresee. The script is keyed only on what the

@@ -1,6 +1,6 @@
-"""Which isolation mode SecGPT runs in: ``faithful`` (the paper's architecture) or ``strict``.
+"""Runs in: hub, vanillagpt (read once, at start; spokes are told what they need in their messages).
 
-Runs in: hub (read once, at start; spokes are told what they need in their messages).
+Which isolation mode SecGPT runs in: ``faithful`` (the paper's architecture) or ``strict``.
 
 ``faithful`` is IsolateGPT as published: LLMs that decide control flow (the planner, the
 routing spoke, an app's own agent) read text apps wrote. ``strict`` keeps the same

@@ -1,4 +1,6 @@
-"""Where things live. Every path derives from the repository root, never from a
+"""Runs in: hub, zygote, spoke, vanillagpt.
+
+Where things live. Every path derives from the repository root, never from a
 hand-edited constant; ``SECGPT_DATA_DIR`` moves the whole data directory (the
 tests point it at a temporary directory).
 

@@ -1,4 +1,6 @@
-"""A typed, framed, blocking message channel over one connected Unix socket.
+"""Runs in: hub, zygote, spoke.
+
+A typed, framed, blocking message channel over one connected Unix socket.
 
 ``recv`` never raises for what the peer sent: a bad frame comes back as a
 ``Violation`` (with the error code to answer), so a hostile peer cannot crash

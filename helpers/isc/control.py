@@ -1,7 +1,7 @@
-"""Messages between the hub's launcher and the zygote, and the two records the hub hands a
-new spoke: its ``Confinement`` and its agent's ``SpokeProfile``.
+"""Runs in: hub, zygote, spoke, vanillagpt.
 
-Runs in: hub and zygote (the records also in a spoke, before app code runs).
+Messages between the hub's launcher and the zygote, and the two records the hub hands a
+new spoke: its ``Confinement`` and its agent's ``SpokeProfile``.
 
 Separate from ``messages.Message``: a spoke can never send or receive these. The zygote
 is told nothing about an app: a spawn request is a serial number, the spoke program's
@@ -18,6 +18,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from helpers.isc.messages import Name
+
+
+CONTROL_FD = 3  # where the zygote finds its control socket (the launcher puts it there)
 
 
 class _Ctl(BaseModel):

@@ -1,4 +1,6 @@
-"""Wire format: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
+"""Runs in: hub, zygote, spoke.
+
+Wire format: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
 
 ``FrameDecoder`` is a pure, incremental parser (bytes in, frames or errors out)
 so it can be fuzzed without sockets. A frame whose declared length exceeds the

@@ -1,4 +1,6 @@
-"""Every message that crosses the hub<->spoke boundary, as one typed model per kind.
+"""Runs in: hub, zygote, spoke, vanillagpt.
+
+Every message that crosses the hub<->spoke boundary, as one typed model per kind.
 
 Both sides validate what they receive against ``Message`` (a union discriminated
 on ``type``); unknown kinds and unknown fields are rejected. No message carries

@@ -1,7 +1,7 @@
-"""The spoke start protocol: what the hub and a new spoke say on the spoke's own socket
-before the spoke serves ``messages.Message``.
+"""Runs in: hub, zygote, spoke (in a spoke only its trusted start code, before any app code is imported).
 
-Runs in: hub, and spoke (only its trusted start code, before any app code is imported).
+The spoke start protocol: what the hub and a new spoke say on the spoke's own socket
+before the spoke serves ``messages.Message``.
 
 The zygote forks a spoke knowing nothing about it but a serial number, so no
 app's confinement, profile or settings ever sits in the heap every later spoke

@@ -1,4 +1,6 @@
-"""A small tool-calling agent loop over any ``ChatModel``.
+"""Runs in: zygote, spoke, vanillagpt.
+
+A small tool-calling agent loop over any ``ChatModel``.
 
 Shared by every spoke (with its model through the hub, ``spoke.hub_model``) and by
 VanillaGPT (with the LLM client directly), so the two systems differ only in what each

@@ -1,4 +1,6 @@
-"""The LLM client: every model call the hub makes goes through here (planner, quarantined
+"""Runs in: hub, vanillagpt.
+
+The LLM client: every model call the hub makes goes through here (planner, quarantined
 extractor, memory upkeep, and spokes' ``llm_request``), made with the hub's key; VanillaGPT
 calls its model through the same client. Calls are counted for the benchmarks, and charged
 through the ``charge`` hook its owner gives (the hub: ``hub.budget.charge_llm``, to the app a
@@ -10,8 +12,6 @@ never leaves the client, since a provider (or a proxy, or a misconfigured local
 server) may echo the request, Authorization header included. The full detail,
 with anything that looks like a credential redacted, goes to the ``audit`` its
 owner gives (the hub's audit log).
-
-Runs in: hub (and VanillaGPT's one process).
 
 Must never: import the hub (what it needs of it is handed in), or let a provider's
 error text reach anyone but the audit log.

@@ -1,4 +1,6 @@
-"""Which LLM to use, from command-line flags > environment > data/env_variables.json > defaults.
+"""Runs in: hub, vanillagpt.
+
+Which LLM to use, from command-line flags > environment > data/env_variables.json > defaults.
 
 The model is ``provider:model`` (``anthropic:claude-sonnet-4-5``, ``ollama:llama3.1``; the
 providers are in ``helpers.llm.providers``) or a bare OpenAI model name; an OpenAI-compatible

@@ -1,4 +1,6 @@
-"""The one way SecGPT calls a chat model: ``ChatModel.complete(messages, tools) -> message``.
+"""Runs in: hub, zygote, spoke, vanillagpt.
+
+The one way SecGPT calls a chat model: ``ChatModel.complete(messages, tools) -> message``.
 
 Messages and tools are the project's own types (``helpers.isc.messages``: ChatMessage,
 ToolCall, ToolSpec), the same ones a spoke's ``llm_request`` carries. The planner, the

@@ -1,4 +1,6 @@
-"""The one adapter between the project's message types (ChatMessage, ToolSpec) and LangChain's.
+"""Runs in: hub, vanillagpt.
+
+The one adapter between the project's message types (ChatMessage, ToolSpec) and LangChain's.
 
 ``LangChainModel`` wraps any LangChain chat model (OpenAI, Anthropic, Google, Ollama, ...:
 whatever ``helpers.llm.models`` built) as a ``ChatModel``: it binds the tools it is given,

@@ -1,4 +1,6 @@
-"""Build the hub's chat model from an LLMConfig: the one place a provider is chosen.
+"""Runs in: hub, vanillagpt.
+
+Build the hub's chat model from an LLMConfig: the one place a provider is chosen.
 
 A real model is the configured provider's LangChain chat model, built by LangChain's
 ``init_chat_model`` and wrapped in the one adapter (``helpers.llm.langchain_model``); the

@@ -1,4 +1,6 @@
-"""The base of the offline models: the ``scripted`` model (``helpers.llm.scripted``) and the
+"""Runs in: hub, vanillagpt.
+
+The base of the offline models: the ``scripted`` model (``helpers.llm.scripted``) and the
 AgentDojo worst-case model (``evaluation.agentdojo.oracle``).
 
 Both stand for a competent, worst-case obedient LLM whose reply depends only on the messages

@@ -1,4 +1,6 @@
-"""The LangChain chat-model providers SecGPT can use by name (``--model provider:model``).
+"""Runs in: hub, vanillagpt.
+
+The LangChain chat-model providers SecGPT can use by name (``--model provider:model``).
 
 Each is built through LangChain's ``init_chat_model`` (``helpers.llm.models``). A provider's
 integration package is an optional install: only ``langchain-openai`` (the default) is in

@@ -1,4 +1,6 @@
-"""``scripted``: a deterministic, offline chat model that follows a script.
+"""Runs in: hub, vanillagpt.
+
+``scripted``: a deterministic, offline chat model that follows a script.
 
 It stands for a competent model that is also *worst-case obedient*: its replies
 depend only on the messages and tools it is actually given, never on which

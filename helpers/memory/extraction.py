@@ -1,4 +1,6 @@
-"""LLM-driven memory upkeep: remembered entities and the running summary.
+"""Runs in: hub, vanillagpt.
+
+LLM-driven memory upkeep: remembered entities and the running summary.
 
 Both run as separate, app-free LLM calls made by the owner of the memory (the
 hub, or VanillaGPT), so no app's context ever sees them.

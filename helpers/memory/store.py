@@ -1,4 +1,6 @@
-"""Conversation memory in Redis: history, a running summary and remembered entities,
+"""Runs in: hub, vanillagpt.
+
+Conversation memory in Redis: history, a running summary and remembered entities,
 one namespace per user and per owner (the hub, each app, VanillaGPT).
 
 The only place that knows the Redis encoding. Only the hub uses it: spokes ask

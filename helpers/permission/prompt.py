@@ -1,6 +1,6 @@
-"""Asking the user: the permission dialog and the non-interactive consent policies.
+"""Runs in: hub, vanillagpt.
 
-Runs in: hub.
+Asking the user: the permission dialog and the non-interactive consent policies.
 
 The dialog keeps the original's wording and choices, and adds what decides the
 answer: the input of the call (or each planned step's input), and why an

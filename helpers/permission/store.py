@@ -1,6 +1,6 @@
-"""data/perm.json: the user's grants, in the original format, written safely.
+"""Runs in: hub, vanillagpt.
 
-Runs in: hub.
+data/perm.json: the user's grants, in the original format, written safely.
 
     {user_id: {key: {"exec" | "data" | "collab": "one_time" | "session" | "permanent"}}}
 

@@ -1,6 +1,6 @@
-"""Hub-side file operations on the directories apps can write (their data directories).
+"""Runs in: hub (often as root).
 
-Runs in: hub (often as root).
+Hub-side file operations on the directories apps can write (their data directories).
 
 A spoke may create anything in its own data directory, symbolic links included
 (a link there is harmless to the spoke itself). The hub, which may be root, must

@@ -1,4 +1,7 @@
-"""What the hub needs to run one app in a spoke: code, egress, limits, agent profile."""
+"""Runs in: hub, vanillagpt.
+
+What the hub needs to run one app in a spoke: code, egress, limits, agent profile.
+"""
 
 from __future__ import annotations
 

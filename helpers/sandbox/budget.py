@@ -1,11 +1,13 @@
-"""What one app may cost the hub in one query: LLM calls, prompt bytes, audit-log bytes,
+"""Runs in: hub, vanillagpt (read from manifests by the tool importer).
+
+What one app may cost the hub in one query: LLM calls, prompt bytes, audit-log bytes,
 and how long one request to it may take. The manifest's ``budget`` block, as data.
 
 The hub pays for everything a spoke asks for (the LLM with its key, the audit log on
 its disk, the user's time), so each app gets a budget per query; a manifest may set
 its own, only within the hub-wide maxima below. The accounting is ``hub/budget.py``.
 
-Runs in: hub (read from manifests by the tool importer). Never raises a maximum.
+Never raises a maximum.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Confine the current process (a freshly forked spoke) by a ``Confinement``.
+"""Runs in: zygote, spoke (forked by the zygote, before any app code is imported).
 
-Runs in: spoke (forked by the zygote, before any app code is imported).
+Confine the current process (a freshly forked spoke) by a ``Confinement``.
 
 Order matters: the mount view needs root (or a user namespace of its own);
 rlimits are set while raising is still possible for nobody else; the identity is dropped before Landlock and seccomp

@@ -1,4 +1,6 @@
-"""Egress policy: may this app reach this URL?
+"""Runs in: hub, vanillagpt.
+
+Egress policy: may this app reach this URL?
 
 Decided on the URL's registrable domain (eTLD+1), computed with tldextract's
 bundled public-suffix list and never a network fetch. An app's allowed entry
@@ -13,8 +15,6 @@ ports, 443 and 80 (``localhost`` is not every local service: the user's local
 LLM server, a database); ``localhost:8080`` or ``example.com:8443`` admits that
 port and no other. The URL's effective port (its scheme's default when it names
 none) must be admitted.
-
-Runs in: hub (and VanillaGPT, which applies the same rule in its own process).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Network egress on behalf of spokes: check the URL against the app's allowed
+"""Runs in: hub, vanillagpt.
+
+Network egress on behalf of spokes: check the URL against the app's allowed
 domains and ports, then perform the request from the hub (spokes have no sockets).
 
 The name is resolved once: the addresses checked (public, unless the app lists
@@ -14,8 +16,6 @@ so they fit one frame.
 
 Shared ground: the hub serves spokes' requests with it, VanillaGPT its tools' requests; it
 must never import hub/ or vanillagpt/.
-
-Runs in: hub (and VanillaGPT, which uses it in its own process).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Landlock through raw system calls (ctypes): filesystem, TCP and scope rules.
+"""Runs in: hub, zygote, spoke.
+
+Landlock through raw system calls (ctypes): filesystem, TCP and scope rules.
 
 Applied by a spoke to itself; once restricted, a process and its threads can
 only ever be restricted further. ``abi_version()`` returns 0 when the kernel

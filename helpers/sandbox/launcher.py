@@ -1,6 +1,6 @@
-"""The hub's side of spoke creation: start the zygote, ask it for spokes, stop them.
+"""Runs in: hub.
 
-Runs in: hub.
+The hub's side of spoke creation: start the zygote, ask it for spokes, stop them.
 
 The launcher decides each spoke's confinement (from ``SpokePolicy``) and hands
 the zygote one end of a fresh socketpair, with nothing else: the zygote learns
@@ -30,7 +30,7 @@ from helpers.configs import paths
 from helpers.isc import spoke_start
 from helpers.isc.channel import Channel
 from helpers.isc.control import (
-    CONTROL_ADAPTER, Confinement, ControlMessage, SpawnRequest, Spawned, SpokeExited, SpokeProfile,
+    CONTROL_ADAPTER, CONTROL_FD, Confinement, ControlMessage, SpawnRequest, Spawned, SpokeExited, SpokeProfile,
     ZygoteReady, ZygoteStart,
 )
 from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
@@ -38,7 +38,6 @@ from helpers.isc.messages import ErrorMessage, SandboxReport
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
 from helpers.sandbox import app_dirs, landlock, mounts
 from helpers.sandbox.policy import SpokePolicy, spoke_identity, zygote_environment
-from helpers.sandbox.zygote import CONTROL_FD
 from helpers.utilities.errors import ProtocolError, SandboxError, SpokeError
 
 _Start = TypeVar("_Start", SpokeConfined, SpokeReady)

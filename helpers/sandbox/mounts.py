@@ -1,8 +1,7 @@
-"""The spoke's private view of the filesystem: a new mount namespace, and for a hub that
-is not root, the user namespace that makes building one possible without privilege.
+"""Runs in: hub, zygote, spoke (in a spoke before any app code, and in a throwaway child of the hub for the start-up probe of user namespaces).
 
-Runs in: spoke (before any app code), and in a throwaway child of the hub for the
-start-up probe of user namespaces.
+The spoke's private view of the filesystem: a new mount namespace, and for a hub that
+is not root, the user namespace that makes building one possible without privilege.
 
 Directories that hold secrets (the data directory, the hub user's home) are
 covered with an empty read-only tmpfs; only the paths the spoke needs beneath

@@ -1,4 +1,6 @@
-"""The ``sandbox`` app: runs a string of Python code inside its spoke.
+"""Runs in: spoke.
+
+The ``sandbox`` app: runs a string of Python code inside its spoke.
 
 It is an ordinary app (same launcher, same policy, same broker), used by
 ``python -m hub.sandbox_cli`` and by the escape battery, so that an

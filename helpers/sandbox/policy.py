@@ -1,4 +1,6 @@
-"""The sandbox policy, as data: what a spoke may never do, and the limits it runs under.
+"""Runs in: hub, zygote, spoke, vanillagpt.
+
+The sandbox policy, as data: what a spoke may never do, and the limits it runs under.
 
 Every entry here is enforced by a layer (seccomp.py, rlimits.py, landlock.py,
 mounts.py) and covered by a parametrized test. Per-app overrides come from the

@@ -1,6 +1,6 @@
-"""The seccomp-bpf filter a spoke loads last, just before app code runs.
+"""Runs in: zygote, spoke (in a spoke before any app code; the filter is then irreversible).
 
-Runs in: spoke (before any app code; the filter is then irreversible).
+The seccomp-bpf filter a spoke loads last, just before app code runs.
 
 An allow-list built from ``policy``: calls in ``ALLOWED_SYSCALLS`` pass, calls in
 ``CONDITIONAL_SYSCALLS`` pass only in the harmless form encoded below, calls in

@@ -1,6 +1,6 @@
-"""The zygote: a clean process that imports the heavy libraries once and forks spokes.
+"""Runs in: zygote (and, after each fork, the new spoke's first instructions).
 
-Runs in: zygote (and, after each fork, the new spoke's first instructions).
+The zygote: a clean process that imports the heavy libraries once and forks spokes.
 
 Started by the hub's launcher with a scrubbed environment (no API key, no user
 data) and a fresh interpreter, so nothing of the hub's memory is ever copied
@@ -29,11 +29,10 @@ import sys
 import time
 
 from helpers.isc.control import (
-    CONTROL_ADAPTER, ControlMessage, SpawnRequest, Spawned, SpokeExited, ZygoteReady, ZygoteStart,
+    CONTROL_ADAPTER, CONTROL_FD, ControlMessage, SpawnRequest, Spawned, SpokeExited, ZygoteReady, ZygoteStart,
 )
 from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
 
-CONTROL_FD = 3  # the control socket, passed by the launcher
 SPOKE_FD = 3    # in a spoke, its channel to the hub
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -1,4 +1,6 @@
-"""Every prompt the system sends to an LLM, in one place.
+"""Runs in: hub, zygote, spoke, vanillagpt.
+
+Every prompt the system sends to an LLM, in one place.
 
 Spoke prompts hold only that spoke's own app (its description and annotation);
 other apps appear by functionality name alone.

@@ -1,4 +1,6 @@
-"""How an app module exposes its functionalities, read the same way by a spoke and by VanillaGPT.
+"""Runs in: zygote, spoke, vanillagpt.
+
+How an app module exposes its functionalities, read the same way by a spoke and by VanillaGPT.
 
 Either a ``FUNCTIONALITIES`` dict mapping each name to a callable
 ``(request: dict, hub) -> JSON value``, or, for a generic client whose functionalities

@@ -1,4 +1,6 @@
-"""Which names an app may take: not one the hub uses itself, and not one a reader (the
+"""Runs in: hub, vanillagpt (the tool importer, at manifest load).
+
+Which names an app may take: not one the hub uses itself, and not one a reader (the
 user in a permission dialog, the planner LLM choosing a functionality) could take for
 another installed app's (``gmaiI`` for ``gmail``, ``rnetro_hail`` for ``metro_hail``).
 
@@ -7,8 +9,6 @@ forms and accents removed, Cyrillic and Greek look-alikes mapped to Latin, the
 ASCII look-alikes (I/l/1/i, O/0, rn/m, vv/w) mapped to one form, and ``_``/``-``
 dropped. Stricter than Unicode's own skeleton (UTS #39), on purpose: a refused
 install costs a rename; a confusable one costs a wrong permission answer.
-
-Runs in: hub (the tool importer, at manifest load).
 """
 
 from __future__ import annotations

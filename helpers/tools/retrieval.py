@@ -1,4 +1,6 @@
-"""Which installed functionalities might a query need? Only those reach the planner.
+"""Runs in: hub.
+
+Which installed functionalities might a query need? Only those reach the planner.
 
 Offline and fast: a BM25 score over each functionality's name, app and
 description, computed from an index built once. Functionalities named in the

@@ -1,4 +1,6 @@
-"""The app catalogue: which apps are installed and what each is. ``ToolImporter`` (the
+"""Runs in: hub, vanillagpt.
+
+The app catalogue: which apps are installed and what each is. ``ToolImporter`` (the
 original's name) reads data/functionalities.json (the original's format), each app's
 manifest (helpers/tools/manifests/<app>.json) and each functionality's specification
 (helpers/tools/specifications/<functionality>.json: JSON Schemas of its request and

@@ -1,4 +1,6 @@
-"""Wrap existing tools as SecGPT apps: a LangChain tool or a LlamaIndex FunctionTool becomes
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+Wrap existing tools as SecGPT apps: a LangChain tool or a LlamaIndex FunctionTool becomes
 a functionality that runs in the app's own spoke.
 
 In the app module:

@@ -1,4 +1,6 @@
-"""The terminal chat shared by secgpt_main.py and vanillagpt_main.py.
+"""Runs in: hub, vanillagpt (the user's terminal).
+
+The terminal chat shared by secgpt_main.py and vanillagpt_main.py.
 
 "You: " prompt, answers prefixed with the system's name, slash commands, a
 spinner while the LLM works, permission dialogs, Ctrl-C cancels an answer,
@@ -9,8 +11,6 @@ Everything shown that an app, the LLM or a configuration file may have written
 (answers, dialogs, debug lines, errors, app descriptions) goes through
 ``safe_text`` first: no escape sequence reaches the user's terminal. A budget
 overrun is always shown, in one line.
-
-Runs in: hub (the user's terminal).
 """
 
 from __future__ import annotations

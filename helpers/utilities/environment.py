@@ -1,4 +1,7 @@
-"""Temporarily set environment variables (and put them back), e.g. a run's data directory."""
+"""Runs in: hub, vanillagpt.
+
+Temporarily set environment variables (and put them back), e.g. a run's data directory.
+"""
 
 from __future__ import annotations
 

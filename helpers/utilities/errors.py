@@ -1,4 +1,6 @@
-"""The project's exception hierarchy: one root, a few families, messages that name the fix.
+"""Runs in: hub, zygote, spoke, vanillagpt.
+
+The project's exception hierarchy: one root, a few families, messages that name the fix.
 
 Denials (a refused permission, a blocked URL) are results, not exceptions; these
 classes are for things that went wrong. The CLI prints ``str(error)`` as one line.

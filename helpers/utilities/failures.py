@@ -1,4 +1,6 @@
-"""Failures: why an answer was not produced by the system working as designed.
+"""Runs in: hub, vanillagpt.
+
+Failures: why an answer was not produced by the system working as designed.
 
 An answer carries one (``error``) when something broke on the way: the LLM call
 failed or timed out, memory was unreachable, a spoke died on its own or did not
@@ -8,8 +10,6 @@ run apart: neither as an attack that succeeded nor as one that was stopped.
 What the system decides is a result, never a failure: a permission refused, a
 budget exceeded, egress denied, a spoke stopped by the hub for breaking the
 protocol, no app for the request, an app's own error answer.
-
-Runs in: hub (and VanillaGPT's one process).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""One session interface, declared once, that SecGPT's hub (hub/hub.py) and VanillaGPT
+"""Runs in: hub, vanillagpt.
+
+One session interface, declared once, that SecGPT's hub (hub/hub.py) and VanillaGPT
 (vanillagpt/vanillagpt.py) both implement: start, answer a query with a typed ``Answer``
 (which carries the failure, if any), cancel an answer, close.
 

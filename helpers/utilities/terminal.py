@@ -1,4 +1,6 @@
-"""Text for the user's terminal: what an app wrote, made inert before it is printed.
+"""Runs in: hub, vanillagpt (wherever text reaches the terminal).
+
+Text for the user's terminal: what an app wrote, made inert before it is printed.
 
 An app's answer, a permission dialog quoting an app's output, a debug line with a
 plan the LLM wrote: any of them may carry terminal control sequences (OSC 52 writes
@@ -7,7 +9,6 @@ reorder what the user reads). ``safe_text`` removes them all: escape sequences w
 then every C0 control but newline and tab, DEL, every C1 control, and the Unicode
 bidi controls. Everything app-derived passes through it before it is printed.
 
-Runs in: hub (and VanillaGPT, case studies): wherever text reaches the terminal.
 Never returns a control character; never decides anything else about the text.
 """
 

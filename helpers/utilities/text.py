@@ -1,8 +1,8 @@
-"""A JSON value as the text an LLM context or a check reads: a string as it is, anything else
+"""Runs in: hub, zygote, spoke, vanillagpt.
+
+A JSON value as the text an LLM context or a check reads: a string as it is, anything else
 as JSON (non-ASCII kept). Shared by the hub, the spokes and VanillaGPT, so all three show an
 app's result the same way.
-
-Runs in: hub and spoke.
 """
 
 from __future__ import annotations

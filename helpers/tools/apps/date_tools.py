@@ -1,4 +1,7 @@
-"""date_tools: an existing LlamaIndex FunctionTool, wrapped as a SecGPT app."""
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+date_tools: an existing LlamaIndex FunctionTool, wrapped as a SecGPT app.
+"""
 
 from datetime import date
 

@@ -1,4 +1,6 @@
-"""Gmail functionalities, on the Gmail API through the hub (google-api-python-client).
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+Gmail functionalities, on the Gmail API through the hub (google-api-python-client).
 
 Runs in the gmail app's spoke (or in VanillaGPT's process). The same code serves
 the real Gmail account (backend ``google``) and the simulated offline account

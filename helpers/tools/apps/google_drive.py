@@ -1,4 +1,6 @@
-"""google_drive_retrieve: find documents in Google Drive and return their text, on the
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+google_drive_retrieve: find documents in Google Drive and return their text, on the
 Drive API through the hub (google-api-python-client)."""
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""HealthCompanion (simulated): books a doctor's appointment."""
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+HealthCompanion (simulated): books a doctor's appointment.
+"""
 
 import json
 

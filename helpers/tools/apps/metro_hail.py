@@ -1,4 +1,6 @@
-"""MetroHail (simulated).
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+MetroHail (simulated).
 
 Each call is also recorded in the app's own data directory (calls.jsonl): whether the
 benign app ran at all is what the case studies on execution flow and planning check, and

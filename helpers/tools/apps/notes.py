@@ -1,4 +1,6 @@
-"""notes (simulated): keeps short notes in its own data directory. The flow tests install it
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+notes (simulated): keeps short notes in its own data directory. The flow tests install it
 as a user-added app (manifest and specification in tests/fixtures/apps/)."""
 
 

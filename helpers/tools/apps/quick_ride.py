@@ -1,4 +1,7 @@
-"""QuickRide (simulated). Its manifest description carries the case-study-1 attack; the code is honest."""
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+QuickRide (simulated). Its manifest description carries the case-study-1 attack; the code is honest.
+"""
 
 from helpers.tools.apps.rides import fare
 

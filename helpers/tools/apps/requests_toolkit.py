@@ -1,4 +1,6 @@
-"""The requests toolkit: plain HTTP for the LLM, every request through the hub's egress,
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+The requests toolkit: plain HTTP for the LLM, every request through the hub's egress,
 which admits only this app's allowed registrable domains. A refusal is a result."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""RideScout (simulated). Its functionality description carries case study 7's attack
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+RideScout (simulated). Its functionality description carries case study 7's attack
 (planner manipulation); the code is honest."""
 
 from helpers.tools.apps.rides import fare_of

@@ -1,4 +1,6 @@
-"""Fare formulas of the simulated ride apps: base fare plus a rate per character of the two
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+Fare formulas of the simulated ride apps: base fare plus a rate per character of the two
 place names (the original's formula). The case-study verdicts compute the true fares from
 ``RATES``, so an answer's fare can be checked against what the app really returned."""
 

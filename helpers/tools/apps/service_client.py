@@ -1,4 +1,6 @@
-"""A generic client app for a service with one endpoint per functionality.
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+A generic client app for a service with one endpoint per functionality.
 
 Each functionality ``NAME`` is ``POST http://<service_host>/call/NAME`` with the request
 as its JSON body; the service answers ``{"result": TEXT}`` or ``{"error": TEXT}``. The

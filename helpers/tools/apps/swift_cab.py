@@ -1,4 +1,6 @@
-"""SwiftCab (simulated, malicious): case study 5, execution flow disruption.
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+SwiftCab (simulated, malicious): case study 5, execution flow disruption.
 
 The fare is honest (its own formula); the text it returns carries the attack: it tells the
 LLM that reads it that every other fare tool is compromised, so that the LLM stops before

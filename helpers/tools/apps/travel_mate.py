@@ -1,4 +1,6 @@
-"""TravelMate (simulated): books a flight, returns the booking with a 6-character reference.
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+TravelMate (simulated): books a flight, returns the booking with a 6-character reference.
 
 Everything the app was sent is kept in its own data directory (bookings.jsonl),
 so what reached it can be checked afterwards."""

@@ -1,4 +1,6 @@
-"""unit_converter: the README's example of a user-added app. One module, one manifest
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+unit_converter: the README's example of a user-added app. One module, one manifest
 (helpers/tools/manifests/unit_converter.json), one specification per functionality."""
 
 FACTORS = {("km", "mi"): 0.621371, ("mi", "km"): 1.609344, ("kg", "lb"): 2.204623, ("lb", "kg"): 0.453592}

@@ -1,4 +1,7 @@
-"""word_tools: an existing LangChain tool, wrapped as a SecGPT app."""
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+word_tools: an existing LangChain tool, wrapped as a SecGPT app.
+"""
 
 from langchain_core.tools import tool
 

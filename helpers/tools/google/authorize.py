@@ -1,6 +1,6 @@
-"""Authorise a Google app once: ``python -m helpers.tools.google.authorize gmail``.
+"""Runs in: hub (the user's shell, often root; never in a spoke).
 
-Runs in: hub (the user's shell, often root; never in a spoke).
+Authorise a Google app once: ``python -m helpers.tools.google.authorize gmail``.
 
 Runs Google's installed-app OAuth flow (google-auth-oauthlib) in the hub's
 environment with the OAuth client in data/credentials.json, then stores the
@@ -43,7 +43,7 @@ def store_token(app: str, token_json: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.tools.google.authorize", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers.tools.google.authorize", description=__doc__.split("\n\n", 1)[1])
     parser.add_argument("app", choices=sorted(SCOPES))
     parser.add_argument("--credentials", default=str(paths.data_dir() / "credentials.json"),
                         help="OAuth client file from the Google Cloud console (default data/credentials.json)")

@@ -1,4 +1,6 @@
-"""Google API clients for apps, on the real google-api-python-client code path.
+"""Runs in: spoke, vanillagpt (app code: in its own spoke, or in VanillaGPT's one process).
+
+Google API clients for apps, on the real google-api-python-client code path.
 
 Runs inside an app's spoke. Discovery documents are the library's bundled ones
 (no discovery fetch). Every HTTP request, OAuth token refresh included, goes to

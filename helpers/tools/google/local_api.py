@@ -1,4 +1,6 @@
-"""A simulated Google account, served by the hub in place of Google's hosts.
+"""Runs in: hub, vanillagpt.
+
+A simulated Google account, served by the hub in place of Google's hosts.
 
 The offline backend of the Gmail and Drive apps: the same app code and the same
 google-api-python-client requests, answered from files on disk instead of the
