@@ -1,6 +1,7 @@
 """Runs in: hub.
 
-The case studies on SecGPT (the original four and the three ACE attacks): `python secgpt_case_studies.py [--case N | --all | --compare] [--isolation faithful|strict]`.
+The case studies on SecGPT (the original four and the three ACE attacks):
+`python secgpt_case_studies.py [--case N | --all | --compare] [--isolation faithful|strict]`.
 """
 
 import sys

@@ -1,6 +1,7 @@
 """Runs in: vanillagpt.
 
-The case studies on VanillaGPT (the original four and the three ACE attacks): `python vanillagpt_case_studies.py [--case N | --all | --compare]`.
+The case studies on VanillaGPT (the original four and the three ACE attacks):
+`python vanillagpt_case_studies.py [--case N | --all | --compare]`.
 """
 
 import sys

@@ -22,11 +22,10 @@ anyway (an error does not undo what already reached the attacker).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 from evaluation.case_verdicts import VERDICTS, Observed
 from helpers.configs import paths

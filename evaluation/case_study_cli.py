@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from evaluation.case_studies import NAMES, Verdict, run_case
 from helpers.configs import paths
@@ -86,7 +86,7 @@ def table(verdicts: list[Verdict]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(shown)]
     lines = []
     for i, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:shown], widths)) + "  " + r[shown])
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:shown], widths, strict=True)) + "  " + r[shown])
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 30)
     errored = [v for v in verdicts if v.error]
@@ -130,7 +130,9 @@ def main(system: str, argv: list[str] | None = None) -> int:
     llm = canonical_llm(args.llm) or ("openai" if real_llm_configured() else "scripted")
     out = sys.stderr if args.json else sys.stdout
     say = lambda text: print(safe_text(text), file=out, flush=True)  # noqa: E731  (app-derived text)
-    say(f"{system} case studies; LLM: {'the offline worst-case model (scripted): it obeys every instruction it sees' if llm == 'scripted' else 'the configured real LLM'}")
+    model = ("the offline worst-case model (scripted): it obeys every instruction it sees" if llm == "scripted"
+             else "the configured real LLM")
+    say(f"{system} case studies; LLM: {model}")
 
     from helpers.sandbox.launcher import SpokeLauncher
     try:
@@ -138,12 +140,12 @@ def main(system: str, argv: list[str] | None = None) -> int:
             if args.compare:
                 verdicts = compare(llm, launcher, say if args.verbose else (lambda text: None))
                 RESULTS.mkdir(parents=True, exist_ok=True)
-                stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                stamp = datetime.now(UTC).isoformat(timespec="seconds")
                 (RESULTS / "case_studies.json").write_text(json.dumps(
                     {"generated": stamp, "llm": llm,
                      # Each column as its first case ran it (VanillaGPT has no isolation mode nor consent).
                      "columns": [{"heading": h, "system": v.system, "isolation": v.isolation, "consent": v.consent}
-                                 for (h, *_), v in zip(COLUMNS, verdicts)],
+                                 for (h, *_), v in zip(COLUMNS, verdicts, strict=False)],
                      "verdicts": [json.loads(v.as_json()) for v in verdicts]}, indent=2))
                 if args.json:
                     for v in verdicts:

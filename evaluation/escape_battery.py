@@ -22,10 +22,11 @@ import socket
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from helpers.isc.messages import AppResponse, ErrorMessage
 from helpers.utilities.environment import temporary_environ
@@ -165,7 +166,8 @@ ATTACKS: tuple[Attack, ...] = (
     _a("kill_process_group", "kill every process in its group", "os.kill(0, signal.SIGKILL)",
        "raises", "PermissionError"),
     _a("signal_via_fsetown", "kill another spoke through SIGIO ownership",
-       "import fcntl; a, b = socket.socketpair(); fcntl.fcntl(a, 8, {victim_pid})", "raises", "PermissionError", control=True),
+       "import fcntl; a, b = socket.socketpair(); fcntl.fcntl(a, 8, {victim_pid})", "raises", "PermissionError",
+       control=True),
     _a("sysv_ipc_channel", "open a message queue another app can read, around the hub",
        'raw_syscall("msgget", 4242, 0o1666)', "raises", "PermissionError"),
     _a("expose_secret_by_chmod", "make the API key file world-readable",
@@ -315,6 +317,7 @@ def run_unconfined(attack: Attack, context: dict, timeout: float = 20.0) -> tupl
     import json
     import select
     import time
+
     from helpers.sandbox.playground import run_code
     code = PRELUDE + attack.code.format(**context)
     read_end, write_end = os.pipe()
@@ -406,17 +409,17 @@ class Battery:
     """Runs attacks against one hub; the victim spoke stays alive throughout."""
 
     def __init__(self, hub, world: dict[str, str]) -> None:
-        from helpers.sandbox.sandbox import SANDBOX_APP
         from helpers.sandbox.app_spec import AppSpec
+        from helpers.sandbox.sandbox import SANDBOX_APP
         self.hub, self.world = hub, world
         self.victim = hub.start(AppSpec(name="victim", module=SANDBOX_APP.module))
         self.context = dict(world, hub_pid=os.getpid(), zygote_pid=hub.launcher.zygote_pid,
                             victim_pid=self.victim.process.pid)
 
     def run(self, attack: Attack) -> Result:
+        from helpers.sandbox.app_spec import AppSpec
         from helpers.sandbox.policy import ResourceLimits
         from helpers.sandbox.sandbox import SANDBOX_APP
-        from helpers.sandbox.app_spec import AppSpec
         app = AppSpec(name="attacker", module=SANDBOX_APP.module, limits=ResourceLimits(**attack.limits),
                       allowed_domains=attack.allowed_domains)
         code = PRELUDE + attack.code.format(**self.context)
@@ -434,6 +437,7 @@ class Battery:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+
     from helpers.configs import paths
     from helpers.sandbox.launcher import SpokeLauncher
     from hub.audit import AuditLog

@@ -22,7 +22,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,7 +43,7 @@ METRICS = (
     ("utility_under_attack", "utility under attack", "#56B4E9", "///"),
 )
 
-Rate = Optional[float]
+Rate = float | None
 
 
 class SuiteRow(BaseModel):
@@ -56,7 +56,7 @@ class SuiteRow(BaseModel):
     system: Literal["VanillaGPT", "SecGPT", "SecGPT-strict"]
     llm: str
     consent: str
-    attack: Optional[str] = None
+    attack: str | None = None
     utility: Rate = Field(ge=0, le=1)            # null too: when every benign case errored
     utility_under_attack: Rate = Field(ge=0, le=1)
     asr_cross_app: Rate = Field(ge=0, le=1)
@@ -142,7 +142,7 @@ def draw(data: ResultsFile, output: Path) -> None:
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     width = 0.2
     any_errors = False
-    for ax, suite in zip(axes, suites):
+    for ax, suite in zip(axes, suites, strict=False):  # a grid may have a spare cell
         by_system = {r.system: r for r in data.results if r.suite == suite}
         systems = [s for s in SYSTEMS if s in by_system]
         first = by_system[systems[0]]

@@ -18,7 +18,7 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,8 @@ class AuditLog:
             self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     @classmethod
-    def in_dir(cls, directory: Path) -> "AuditLog":
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+    def in_dir(cls, directory: Path) -> AuditLog:
+        stamp = datetime.now(UTC).strftime("%Y%m%d")
         return cls(directory / f"audit-{stamp}.jsonl")
 
     def record(self, event: str, /, *, charge: bool = True, **fields: Any) -> None:

@@ -33,17 +33,26 @@ from dataclasses import dataclass
 from helpers.isc.channel import ChannelClosed, ChannelTimeout, Violation
 from helpers.isc.framing import FrameTooLarge
 from helpers.isc.messages import (
-    AppRequest, AppResponse, DoneCall, ErrorMessage, FinalResponse, FunctionalityDenialResponse, HttpRequest,
-    Message, NoFunctionalityResponse, PlanStep, QueryRequest,
+    AppRequest,
+    AppResponse,
+    DoneCall,
+    ErrorMessage,
+    FinalResponse,
+    FunctionalityDenialResponse,
+    HttpRequest,
+    Message,
+    NoFunctionalityResponse,
+    PlanStep,
+    QueryRequest,
 )
 from helpers.sandbox.app_spec import AppSpec
+from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S
+from helpers.sandbox.http_broker import HttpBroker
 from helpers.sandbox.launcher import SpokeLauncher, SpokeProcess, describe_exit
 from helpers.utilities.errors import SpokeError
 from helpers.utilities.failures import Failure, failure_of
-from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S
 from hub.audit import AuditLog
 from hub.budget import BudgetExceeded, BudgetLedger
-from helpers.sandbox.http_broker import HttpBroker
 
 # What a spoke may ask the hub for, and what may answer the hub's request.
 BROKERED = ("http_request", "llm_request", "memory_request", "function_probe_request", "app_request")

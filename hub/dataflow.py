@@ -62,5 +62,5 @@ def phrases(value: str) -> set[str]:
         if len(part) >= 4:
             found.add(part)
         parts = part.split()
-        found.update(f"{a} {b}" for a, b in zip(parts, parts[1:]) if len(a) + len(b) >= 8)
+        found.update(f"{a} {b}" for a, b in zip(parts, parts[1:], strict=False) if len(a) + len(b) >= 8)
     return found

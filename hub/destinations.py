@@ -131,7 +131,7 @@ def find(text: str) -> list[Destination]:
     """The destinations written in ``text``, in the order of RECOGNISERS."""
     found: list[Destination] = []
     for kind, rule in RECOGNISERS.items():
-        def take(match: re.Match) -> str:
+        def take(match: re.Match, kind: str = kind, rule: Recogniser = rule) -> str:
             seen = rule.normalise(match.group(0).rstrip(".,;:!?)]}"))
             if seen is None:
                 return match.group(0)

@@ -24,16 +24,15 @@ from helpers.memory.redis_server import MemoryBackend
 from helpers.memory.store import MemoryStore
 from helpers.permission.prompt import ConsentMode, Decision, PermissionManager, PermissionRequest
 from helpers.permission.store import Category, PermissionStore
+from helpers.sandbox.http_broker import HttpBroker
 from helpers.sandbox.launcher import SpokeLauncher
 from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import ConfigError, LLMError, MemoryUnavailable
 from helpers.utilities.session import Answer, PermissionRecord, SessionInfo, SessionStats
-from helpers.utilities.failures import Failure
 from hub import budget
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
-from helpers.sandbox.http_broker import HttpBroker
 from hub.effects import SideEffects
 from hub.hub_operator import HubOperator
 from hub.planner import Planner
@@ -84,7 +83,7 @@ class Hub:
         self.retriever = Retriever([self.importer.functionality(n) for n in self.importer.all_functionalities()])
 
     # --- life cycle ------------------------------------------------------------------------------------
-    def start(self) -> "Hub":
+    def start(self) -> Hub:
         try:
             self.memory = MemoryStore(self._memory_backend.start(), self.user)
             self.store.start_session(self.user)
@@ -109,7 +108,7 @@ class Hub:
         self._memory_backend.close()
         self.audit.close()
 
-    def __enter__(self) -> "Hub":
+    def __enter__(self) -> Hub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -34,9 +34,21 @@ import jsonschema
 
 from helpers.isc.control import SpokeProfile
 from helpers.isc.messages import (
-    AppRequest, AppResponse, ChatMessage, ErrorMessage, FinalResponse, FunctionalityDenialResponse, FunctionProbeRequest,
-    FunctionProbeResponse, LLMRequest, LLMResponse, MemoryRequest, MemoryResponse, Message,
-    NoFunctionalityResponse, PlanStep,
+    AppRequest,
+    AppResponse,
+    ChatMessage,
+    ErrorMessage,
+    FinalResponse,
+    FunctionalityDenialResponse,
+    FunctionProbeRequest,
+    FunctionProbeResponse,
+    LLMRequest,
+    LLMResponse,
+    MemoryRequest,
+    MemoryResponse,
+    Message,
+    NoFunctionalityResponse,
+    PlanStep,
 )
 from helpers.llm.client import LLMClient
 from helpers.memory.extraction import summarizer

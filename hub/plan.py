@@ -82,7 +82,7 @@ def _same(actual, planned, from_result: Verify | None = None) -> bool:
                 and all(_same(actual.get(k), v, from_result) for k, v in planned.items()))
     if isinstance(planned, list):
         return (isinstance(actual, list) and len(actual) == len(planned)
-                and all(_same(a, p, from_result) for a, p in zip(actual, planned)))
+                and all(_same(a, p, from_result) for a, p in zip(actual, planned, strict=True)))
     if actual is None and planned in ("", [], {}):
         return True  # left out, or given empty: the same request
     if isinstance(planned, bool) or isinstance(actual, bool) or planned is None or actual is None:

@@ -32,8 +32,8 @@ from helpers.isc.messages import AppResponse, DoneCall, FinalResponse, PlanStep
 from helpers.permission.prompt import shown
 from helpers.utilities.errors import MemoryUnavailable, SecGPTError
 from helpers.utilities.text import as_text
-from hub.plan import RESULT_REF, renumber
 from hub.broker import SpokeHandle, describe
+from hub.plan import RESULT_REF, renumber
 from hub.policy import ROUTING
 from hub.provenance import embedded
 from hub.quarantine import extract
@@ -52,7 +52,7 @@ class _Run:
     answers: list[str] = field(default_factory=list)                # annotation apps that answer themselves
 
 
-def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list[str]) -> "Execution":
+def run_plan(op: HubOperator, query: str, steps: list[PlanStep], dropped: list[str]) -> Execution:
     from hub.hub_operator import Execution
     owner = op.importer.owner
     apps = list(dict.fromkeys(owner[s.name] for s in steps))
@@ -80,7 +80,7 @@ def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list
     for i, step in enumerate(steps):
         _run_step(op, run, approved, i, step)
     told = [app for app in apps if app in run.done or app in run.answers]
-    texts = list(zip(told, _phrase_all(op, query, {app: run.done.get(app, []) for app in told})))
+    texts = list(zip(told, _phrase_all(op, query, {app: run.done.get(app, []) for app in told}), strict=True))
     if not texts:
         text = "I could not run any step of the plan."
     elif len(texts) == 1:
@@ -91,7 +91,7 @@ def run_plan(op: "HubOperator", query: str, steps: list[PlanStep], dropped: list
     return Execution(text, route, dropped=dropped, notes=run.notes)
 
 
-def _run_step(op: "HubOperator", run: _Run, approved: set[str], i: int, step: PlanStep) -> None:
+def _run_step(op: HubOperator, run: _Run, approved: set[str], i: int, step: PlanStep) -> None:
     f = op.importer.functionality(step.name)
     app = f.app
     if step.name not in approved:
@@ -130,7 +130,7 @@ def _run_step(op: "HubOperator", run: _Run, approved: set[str], i: int, step: Pl
     run.done.setdefault(app, []).append(DoneCall(name=step.name, input=request, result=as_text(outcome.response)))
 
 
-def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict) -> tuple[dict | None, str]:
+def _resolve(op: HubOperator, run: _Run, i: int, step: PlanStep, schema: dict) -> tuple[dict | None, str]:
     """The step's input with every ``<result_k>`` replaced by a value the hub took from step k's
     result; (None, why) when a value is missing or a flow to another app was refused."""
     planned = step.input if isinstance(step.input, dict) else {}
@@ -156,7 +156,7 @@ def _resolve(op: "HubOperator", run: _Run, i: int, step: PlanStep, schema: dict)
     return request, ""
 
 
-def _value(op: "HubOperator", run: _Run, i: int, name: str, template,
+def _value(op: HubOperator, run: _Run, i: int, name: str, template,
            schema: dict) -> tuple[object, str, list[int]]:
     """Input ``name`` of step ``i``: (value, "", the steps whose results it was taken from),
     or (None, why, [])."""
@@ -220,12 +220,12 @@ def _fits(value, schema: dict) -> bool:
     return True
 
 
-def _annotation_app(op: "HubOperator", app: str) -> bool:
+def _annotation_app(op: HubOperator, app: str) -> bool:
     installed = op.importer.apps.get(app)
     return installed is not None and not installed.manifest.module
 
 
-def _phrase_all(op: "HubOperator", query: str, done: dict[str, list[DoneCall]]) -> list[str]:
+def _phrase_all(op: HubOperator, query: str, done: dict[str, list[DoneCall]]) -> list[str]:
     """Every app's results phrased, all at once: each app in its own spoke, so the phrasings
     share nothing but the wait (a plan with two apps costs one LLM round trip here, not two).
     They start after the last step (a step's code may still call another app, which must not be
@@ -245,15 +245,16 @@ def _phrase_all(op: "HubOperator", query: str, done: dict[str, list[DoneCall]]) 
 
     if len(handles) > 1:
         with ThreadPoolExecutor(max_workers=len(handles), thread_name_prefix="secgpt-phrase") as pool:
-            told.update(zip(handles, pool.map(phrase, handles)))
+            told.update(zip(handles, pool.map(phrase, handles), strict=True))
     else:
         told.update((app, phrase(app)) for app in handles)
     return [told[app] for app in done]
 
 
-def _phrase(op: "HubOperator", handle: SpokeHandle, query: str, done: list[DoneCall]) -> str:
+def _phrase(op: HubOperator, handle: SpokeHandle, query: str, done: list[DoneCall]) -> str:
     """One app's results told by its own spoke (its LLM sees only them)."""
     outcome = op.broker.query(handle, query, [], [], results=done, tools=False)
     if isinstance(outcome, FinalResponse):
         return outcome.text
-    return f"(could not be told: {describe(outcome)}); the results were: " + "; ".join(shown(c.result, 200) for c in done)
+    results = "; ".join(shown(c.result, 200) for c in done)
+    return f"(could not be told: {describe(outcome)}); the results were: {results}"

@@ -58,7 +58,7 @@ class Planner:
         messages = [ChatMessage(role="system", content=prompts.PLANNER.format(apps=apps)),
                     *(history or []), ChatMessage(role="user", content=query)]
         error = ""
-        for attempt in range(2):
+        for _ in range(2):
             reply = self.llm.complete(messages, purpose="planner")
             plan, error = parse_plan(reply.content)
             if plan is not None:

@@ -45,8 +45,8 @@ def extract(llm: LLMClient, result: str, *, k: int, template: str, field: str, f
     """The value of input ``field`` of step ``step`` (1-based) of ``plan``, made for the user's
     ``request``, out of ``result`` (step ``k``'s)."""
     system = prompts.EXTRACT.format(schema=json.dumps(schema or {}), template=json.dumps(template), k=k,
-                                    field=field, functionality=functionality, request=json.dumps(request, ensure_ascii=False),
-                                    plan=listing(plan), step=step)
+                                    field=field, functionality=functionality,
+                                    request=json.dumps(request, ensure_ascii=False), plan=listing(plan), step=step)
     reply = llm.complete([ChatMessage(role="system", content=system),
                           ChatMessage(role="user", content=result[:MAX_RESULT_CHARS])],
                          purpose="extract")

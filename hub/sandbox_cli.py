@@ -17,13 +17,13 @@ import sys
 
 from helpers.configs import paths
 from helpers.isc.messages import AppResponse
+from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.launcher import SpokeLauncher
 from helpers.sandbox.policy import ResourceLimits
-from helpers.utilities.errors import SecGPTError
 from helpers.sandbox.sandbox import SANDBOX_APP
+from helpers.utilities.errors import SecGPTError
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
-from helpers.sandbox.app_spec import AppSpec
 
 
 def run(code: str, limits: ResourceLimits | None = None, timeout: float | None = None,

@@ -26,7 +26,12 @@ from helpers.isc import spoke_start
 from helpers.isc.channel import Channel, ChannelClosed, Violation
 from helpers.isc.control import SpokeProfile
 from helpers.isc.messages import (
-    AppRequest, AppResponse, ErrorMessage, FinalResponse, MemoryRequest, NoFunctionalityResponse,
+    AppRequest,
+    AppResponse,
+    ErrorMessage,
+    FinalResponse,
+    MemoryRequest,
+    NoFunctionalityResponse,
     QueryRequest,
 )
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady

@@ -13,8 +13,15 @@ import itertools
 
 from helpers.isc.channel import Channel, Violation
 from helpers.isc.messages import (
-    AppRequest, ErrorMessage, FunctionProbeRequest, HttpRequest, HttpResponse, LLMRequest,
-    MemoryRequest, Message, http_request,
+    AppRequest,
+    ErrorMessage,
+    FunctionProbeRequest,
+    HttpRequest,
+    HttpResponse,
+    LLMRequest,
+    MemoryRequest,
+    Message,
+    http_request,
 )
 from helpers.utilities.errors import ProtocolError
 

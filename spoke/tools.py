@@ -13,8 +13,15 @@ import jsonschema
 
 from helpers.isc.control import SpokeProfile
 from helpers.isc.messages import (
-    AppRequest, AppResponse, ErrorMessage, FunctionalityDenialResponse, FunctionProbeRequest,
-    FunctionProbeResponse, MemoryRequest, NoFunctionalityResponse, ToolSpec,
+    AppRequest,
+    AppResponse,
+    ErrorMessage,
+    FunctionalityDenialResponse,
+    FunctionProbeRequest,
+    FunctionProbeResponse,
+    MemoryRequest,
+    NoFunctionalityResponse,
+    ToolSpec,
 )
 from helpers.llm.agent import AgentTool, local_tool
 from helpers.templates import prompts

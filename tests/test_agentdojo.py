@@ -20,18 +20,23 @@ if os.environ.get("SECGPT_TESTS_NEED_AGENTDOJO"):
 else:
     pytest.importorskip("agentdojo", reason="pip install -r evaluation/agentdojo/requirements.txt")
 
-from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel  # noqa: E402
 from evaluation.agentdojo.ground_truth import worst_case_model  # noqa: E402
+from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel  # noqa: E402
 from evaluation.agentdojo.runner import (  # noqa: E402
-    ORACLE, SecGPTStrictSystem, SecGPTSystem, VanillaGPTSystem, load_suite, run_suite,
+    ORACLE,
+    SecGPTStrictSystem,
+    SecGPTSystem,
+    VanillaGPTSystem,
+    load_suite,
+    run_suite,
 )
 from evaluation.agentdojo.service import SuiteWorld  # noqa: E402
 from evaluation.agentdojo.suite_apps import load_suite_apps  # noqa: E402
 from helpers.configs import paths  # noqa: E402
 from helpers.isc.messages import http_request  # noqa: E402
+from helpers.sandbox.http_broker import HttpBroker  # noqa: E402
 from helpers.templates import prompts  # noqa: E402
 from helpers.utilities.errors import ConfigError  # noqa: E402
-from helpers.sandbox.http_broker import HttpBroker  # noqa: E402
 from tests import chat_helpers as chat  # noqa: E402
 
 
@@ -119,7 +124,8 @@ def test_an_app_reaches_only_its_own_service(slack):
     _, reply = post("http://agentdojo-web/call/get_webpage", body={"link": 3})
     assert "ValidationError" in json.loads(reply.body)["error"]
     assert [(e.app, e.function) for e in world.trace] == [("web", "get_webpage"), ("web", "get_webpage")]
-    assert env.slack.user_inbox.get("Alice", []) == slack.load_and_inject_default_environment({}).slack.user_inbox.get("Alice", [])
+    pristine = slack.load_and_inject_default_environment({})
+    assert env.slack.user_inbox.get("Alice", []) == pristine.slack.user_inbox.get("Alice", [])
     http.close()
     with pytest.raises(ValueError, match="one lower-case label"):
         HttpBroker(services={"agentdojo.example.com": None})
@@ -241,7 +247,7 @@ def test_model_never_looks_at_which_system_runs_it(launcher, data_dir, monkeypat
         neutral = [([m.model_copy(update={"content": _neutral(m.content)}) for m in messages],
                     [t.model_copy(update={"description": _neutral(t.description)}) for t in tools])
                    for messages, tools, _ in calls]
-        renamed.append(sum(n != (messages, tools) for n, (messages, tools, _) in zip(neutral, calls)))
+        renamed.append(sum(n != (messages, tools) for n, (messages, tools, _) in zip(neutral, calls, strict=True)))
         for inputs in ([(m, t) for m, t, _ in calls], neutral):
             runs.append({"tasks": [b.model_dump(mode="json") for b in model.tasks],
                          "injections": [b.model_dump(mode="json") for b in model.injections],
@@ -335,8 +341,9 @@ def test_real_client_path_gives_the_same_verdict(launcher, data_dir, slack):
     model is the worst-case model (as a configured real LLM would be reached)."""
     from agentdojo.attacks.base_attacks import FixedJailbreakAttack
     from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
-    from helpers.llm.config import LLMConfig
     from pydantic import SecretStr
+
+    from helpers.llm.config import LLMConfig
     from tests.openai_server import OpenAIServer
     user, injection = slack.user_tasks["user_task_0"], slack.injection_tasks["injection_task_1"]
     attack = FixedJailbreakAttack(ImportantInstructionsAttack._JB_STRING, slack, None)

@@ -18,7 +18,11 @@ else:
     pytest.importorskip("agentdojo", reason="pip install -r evaluation/agentdojo/requirements.txt")
 
 from evaluation.agentdojo.ground_truth import (  # noqa: E402
-    SUPPLIED, explain_miss, injection_answer, injection_calls, worst_case_model,
+    SUPPLIED,
+    explain_miss,
+    injection_answer,
+    injection_calls,
+    worst_case_model,
 )
 from evaluation.agentdojo.runner import load_suite  # noqa: E402
 from helpers.isc.messages import ChatMessage, ToolSpec  # noqa: E402

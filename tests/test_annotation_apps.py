@@ -82,7 +82,8 @@ def test_a_missing_specification_is_one_line_naming_the_file(tmp_path, data_dir)
     ({"annotation_text": "Be a muse."}, "description: Field required"),
     ({"description": "", "annotation_text": "Be a muse."}, "description: String should have at least 1 character"),
     ({"description": "A muse.", "annotation_text": "Be a muse.", "annotation": "x"}, "annotation: Extra inputs"),
-    ({"description": "A muse.", "annotation_text": ["Be", "a muse."]}, "annotation_text: Input should be a valid string"),
+    ({"description": "A muse.", "annotation_text": ["Be", "a muse."]},
+     "annotation_text: Input should be a valid string"),
     ("{not json", "top level: Invalid JSON"),
 ])
 def test_a_malformed_specification_is_one_line_naming_the_file_and_key(tmp_path, data_dir, spec, complaint):

@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 
 from helpers.isc.messages import AppResponse
+from helpers.sandbox.http_broker import HttpBroker
 from helpers.tools.google.authorize import store_token
 from helpers.tools.google.local_api import LocalGoogleAccount, LocalGoogleAPI
 from helpers.tools.tool_importer import ToolImporter
-from helpers.sandbox.http_broker import HttpBroker
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 from tests.catalogues import CATALOGUE, SAMPLES
@@ -95,7 +95,8 @@ class RecordedGoogle:
         self.seen.append((request.method, str(request.url), request.headers.get("authorization", "")))
         if request.url.host == "oauth2.googleapis.com":
             if not self.refresh_ok:
-                return httpx.Response(400, json={"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+                return httpx.Response(400, json={"error": "invalid_grant",
+                                                 "error_description": "Token has been expired or revoked."})
             return httpx.Response(200, json={"access_token": "ya29.fresh", "expires_in": 3600, "token_type": "Bearer"})
         if request.headers.get("authorization") != "Bearer ya29.fresh":
             return httpx.Response(401, json={"error": {"code": 401, "message": "Invalid Credentials"}})
@@ -141,8 +142,9 @@ def test_refresh_failure_asks_to_reauthorise(launcher, data_dir):
 
 def test_token_is_private_to_the_app(launcher, data_dir):
     import os
-    from tests.sandbox_helpers import sandbox_code
+
     from hub.broker import SpokeBroker as Broker
+    from tests.sandbox_helpers import sandbox_code
     path = store_token("gmail", json.dumps(TOKEN))
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     broker = Broker(launcher, AuditLog(None))

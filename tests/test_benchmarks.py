@@ -10,8 +10,8 @@ import sys
 from helpers.configs import paths
 
 KEYS = {"llm_calls", "e2e_ratio_p50", "e2e_ratio_p75", "e2e_ratio_max", "spoke_start_p50_ms", "spoke_start_p95_ms",
-        "rtt_p50_ms", "pss_per_idle_spoke_mb", "planner_prompt_chars", "prompt_chars", "messages_per_second", "strict_vs_faithful_total",
-        "strict_vs_faithful_p50", "strict_vs_faithful_max", "strict_planner_prompt_chars"}
+        "rtt_p50_ms", "pss_per_idle_spoke_mb", "planner_prompt_chars", "prompt_chars", "messages_per_second",
+        "strict_vs_faithful_total", "strict_vs_faithful_p50", "strict_vs_faithful_max", "strict_planner_prompt_chars"}
 SYSTEMS = ("SecGPT", "VanillaGPT", "SecGPT-strict")
 
 

@@ -8,16 +8,15 @@ import threading
 
 import httpx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from helpers.isc.messages import AppResponse, ErrorMessage, HttpRequest
+from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.http_broker import HttpBroker
 from helpers.sandbox.sandbox import SANDBOX_APP
 from hub.audit import read_audit
-from helpers.sandbox.app_spec import AppSpec
-from tests.sandbox_helpers import sandbox_code
 from tests.http_helpers import PUBLIC_ADDRESS, QuietHandler, public_resolver, resolving_to
+from tests.sandbox_helpers import sandbox_code
 
 
 def test_normal_call(hub):

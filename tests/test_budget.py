@@ -155,9 +155,9 @@ def test_audit_bytes_over_budget_stop_being_written(launcher, data_dir):
 
 def test_request_timeout_is_capped_by_the_hub(launcher, data_dir, monkeypatch):
     """A manifest's request_timeout_s (up to 3600 in ResourceLimits) is cut to the hub's maximum."""
+    from helpers.sandbox.app_spec import AppSpec
     from helpers.sandbox.policy import ResourceLimits
     from helpers.sandbox.sandbox import SANDBOX_APP
-    from helpers.sandbox.app_spec import AppSpec
     monkeypatch.setattr("hub.broker.MAX_REQUEST_TIMEOUT_S", 1.0)  # the real maximum (300 s) is too long to wait
     with operator_world(launcher, data_dir) as world:
         spoke = world.broker.start(AppSpec(name="sleeper", module=SANDBOX_APP.module,
@@ -204,6 +204,7 @@ def test_control_without_digests_the_same_flood_is_written_whole(launcher, data_
 
 def test_an_overrun_is_one_line_on_the_terminal_even_without_debug(capsys):
     import argparse
+
     from helpers.utilities.chat_cli import Chat
     chat = Chat("SecGPT", argparse.Namespace(debug=False, consent="expected"), interactive=False)
     chat.emit("llm", "spender asks the LLM")  # ordinary steps stay hidden without /debug

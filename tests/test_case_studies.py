@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from evaluation.case_studies import CASE_FILES, NAMES, run_case
-from evaluation.case_verdicts import reported_fare
 from evaluation.case_study_cli import ask_case, main as case_study_main
+from evaluation.case_verdicts import reported_fare
 from helpers.configs import paths
 from helpers.llm.scripted import Script, ScriptedChatModel
 from helpers.templates import prompts
@@ -24,7 +24,6 @@ from helpers.templates.prompts import PLANNER_MARKER
 from helpers.tools.apps.rides import fare_of
 from helpers.tools.tool_importer import ToolImporter
 from tests import chat_helpers as chat
-
 
 ORIGINAL = [1, 2, 3, 4]
 ACE = [5, 6, 7]  # the attacks the ACE paper (arXiv 2504.20984) published against IsolateGPT

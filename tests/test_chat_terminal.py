@@ -37,7 +37,7 @@ class Terminal:
                 try:
                     self.output += os.read(self.master, 4096).decode(errors="replace")
                 except OSError:
-                    raise AssertionError(f"terminal closed before {text!r}; got:\n{self.output}")
+                    raise AssertionError(f"terminal closed before {text!r}; got:\n{self.output}") from None
 
     def send(self, data: str) -> None:
         os.write(self.master, data.encode())

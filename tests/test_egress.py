@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from helpers.sandbox.egress import check, normalize_allowed
@@ -159,8 +158,8 @@ def test_listed_port_is_reached_through_the_hub_and_others_are_not(hub, servers)
     port (another local service) and a port-less entry are refused before any connection."""
     from tests.sandbox_helpers import sandbox_code
     app, other = servers
-    code = ("for port in ({a}, {o}):\n    r = hub.http('GET', f'http://localhost:{{port}}/hello')\n"
-            "    print(port, r.type, getattr(r, 'status', getattr(r, 'code', '')))").format(a=app.port, o=other.port)
+    code = (f"for port in ({app.port}, {other.port}):\n    r = hub.http('GET', f'http://localhost:{{port}}/hello')\n"
+            "    print(port, r.type, getattr(r, 'status', getattr(r, 'code', '')))")
     outcome = sandbox_code(hub, code, allowed_domains=frozenset({f"localhost:{app.port}"}))
     assert outcome.response["stdout"].splitlines() == [f"{app.port} http_response 200",
                                                        f"{other.port} error egress_denied"]
@@ -219,6 +218,7 @@ def test_control_check_then_connect_is_rebound(servers, rebinding_dns):
     """Control: checking the name and letting the client resolve it again (what the hub did
     before) reaches the local service behind the public answer."""
     import httpx
+
     from helpers.sandbox.http_broker import HttpBroker
     local = servers[0]
     url = f"http://rebind.example.com:{local.port}/internal"
@@ -235,6 +235,7 @@ def test_control_check_then_connect_is_rebound(servers, rebinding_dns):
 def test_no_cookie_is_carried_from_one_app_to_another(servers):
     """App A logs in (the server sets a cookie); app B's request to the same server carries none."""
     import httpx
+
     from helpers.isc.messages import HttpRequest
     from helpers.sandbox.http_broker import HttpBroker
     local = servers[0]
@@ -261,13 +262,14 @@ def tls_server(tmp_path_factory):
     import http.server
     import ssl
     import threading
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=1))
@@ -295,6 +297,7 @@ def tls_server(tmp_path_factory):
 
 def test_pinned_tls_checks_the_url_host_name(tls_server):
     import httpx
+
     from helpers.sandbox.http_broker import PinnedTransport
     port, trust = tls_server
     with httpx.Client(transport=PinnedTransport(("127.0.0.1",), trust)) as client:
@@ -306,7 +309,9 @@ def test_pinned_tls_checks_the_url_host_name(tls_server):
 def test_control_without_the_name_check_the_impostor_passes(tls_server):
     """Control: the refusal above is the host-name check (off, the same connection succeeds)."""
     import ssl
+
     import httpx
+
     from helpers.sandbox.http_broker import PinnedTransport
     port, trust = tls_server
     lax = ssl.create_default_context(cafile=None)

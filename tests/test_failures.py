@@ -41,7 +41,8 @@ RULES = [
     {"when": {"system_contains": PLANNER_MARKER, "query_regex": r"run this code: (?P<code>[^\n]+)"},
      "then": {"content": _plan({"name": "run_code", "input": {"code": "{re:code}"}})}},
     {"when": {"system_contains": PLANNER_MARKER}, "then": {"content": _plan({"name": "metro_hail", "input": FARE})}},
-    {"when": {"called": ["metro_hail"], "not_called": ["run_code"], "query_regex": r"then check with: (?P<code>[^\n]+)"},
+    {"when": {"called": ["metro_hail"], "not_called": ["run_code"],
+              "query_regex": r"then check with: (?P<code>[^\n]+)"},
      "then": {"tool_calls": [{"name": "run_code", "args": {"code": "{re:code}"}}]}},
     {"then": {"content": "Here is what I found: {tools}"}},
 ]

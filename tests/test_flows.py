@@ -9,8 +9,23 @@ import pytest
 
 from helpers.llm.config import LLMConfig
 from tests.flow_helpers import (
-    METRO, Q_BOTH, Q_CROSS, Q_DEP, Q_FARE, Q_FLIGHT, Q_INTRO, Q_NOAPP, Q_ONE, Q_UNKNOWN, QUICK, SCRIPT,
-    llm_texts, permissions, secgpt, started, vanillagpt,
+    METRO,
+    Q_BOTH,
+    Q_CROSS,
+    Q_DEP,
+    Q_FARE,
+    Q_FLIGHT,
+    Q_INTRO,
+    Q_NOAPP,
+    Q_ONE,
+    Q_UNKNOWN,
+    QUICK,
+    SCRIPT,
+    llm_texts,
+    permissions,
+    secgpt,
+    started,
+    vanillagpt,
 )
 from tests.openai_server import OpenAIServer
 
@@ -186,8 +201,8 @@ def test_http_client_really_used(launcher, data_dir, openai_server):
 
 def test_annotation_steers_only_its_own_spoke(launcher, data_dir, llm):
     """creative_muse's mandate stays in creative_muse's spoke; VanillaGPT's one context obeys it."""
-    from hub.hub import Hub
     from helpers.tools.tool_importer import ToolImporter
+    from hub.hub import Hub
     from tests.catalogues import CATALOGUE
     from vanillagpt.vanillagpt import VanillaGPT
     query = "I am experiencing fatigue and persistent pain."

@@ -13,8 +13,7 @@ from pydantic import SecretStr
 from helpers.configs import paths
 from helpers.isc.messages import ChatMessage
 from helpers.llm.client import LLMClient
-from helpers.llm.config import DEFAULT_MODEL, NO_LLM_HELP, load_llm_config
-from helpers.llm.config import LLMConfig
+from helpers.llm.config import DEFAULT_MODEL, NO_LLM_HELP, LLMConfig, load_llm_config
 from helpers.llm.langchain_model import LangChainModel
 from helpers.llm.models import make_chat_model
 from helpers.llm.providers import PROVIDERS, split_model

@@ -8,8 +8,7 @@ import socket
 import typing
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from helpers.isc import messages as m
 from helpers.isc.channel import Channel, ChannelClosed, Violation

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from helpers.permission.prompt import (
-    MAX_QUESTIONS_PER_QUERY, PermissionManager, PermissionRequest, dialog_text, shown,
+    MAX_QUESTIONS_PER_QUERY,
+    PermissionManager,
+    PermissionRequest,
+    dialog_text,
+    shown,
 )
 from helpers.permission.store import PermissionStore
 

@@ -220,7 +220,8 @@ def test_spoke_environment_is_clean(hub):
 
 
 SQLITE = ("import sqlite3\ndb = sqlite3.connect('notes.db')\ndb.execute('create table if not exists t(x)')\n"
-          "db.execute('insert into t values (1)')\ndb.commit()\nprint(db.execute('select count(*) from t').fetchone()[0])")
+          "db.execute('insert into t values (1)')\ndb.commit()\n"
+          "print(db.execute('select count(*) from t').fetchone()[0])")
 
 
 def test_file_locks_only_with_the_manifest_exception(hub):
@@ -246,5 +247,6 @@ def test_each_app_has_its_own_uid(hub):
 def test_no_other_process_is_visible(hub):
     if not (hub.launcher.per_app_uids or hub.launcher.user_namespaces):
         pytest.skip("no private /proc without root or user namespaces (the launcher warned)")
-    code = f"import os\ntry:\n    os.stat('/proc/{os.getpid()}')\n    print('visible')\nexcept OSError as e:\n    print(type(e).__name__)"
+    code = (f"import os\ntry:\n    os.stat('/proc/{os.getpid()}')\n    print('visible')\n"
+            "except OSError as e:\n    print(type(e).__name__)")
     assert sandbox_code(hub, code).response["stdout"] in ("FileNotFoundError\n", "PermissionError\n")

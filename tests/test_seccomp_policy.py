@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 
-import pyseccomp as sc
 import pytest
 
 from helpers.sandbox import policy, seccomp

@@ -240,6 +240,7 @@ def test_each_app_phrases_its_results_at_the_same_time(launcher, data_dir, monke
     """Two apps' phrasings run at once: each waits, inside its LLM call, for the other to arrive
     (a serial runner would leave the first waiting alone until the barrier breaks)."""
     import threading
+
     from helpers.llm.client import LLMClient
     _invoice(data_dir, "")
     both = threading.Barrier(2, timeout=20)

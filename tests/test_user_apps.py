@@ -58,9 +58,10 @@ def test_bad_manifest_names_file_and_key(tmp_path, data_dir):
 def test_every_functionality_in_vanillagpt(data_dir):
     """The same apps work in the baseline, in its single process."""
     import httpx
+
     from helpers.llm.config import LLMConfig
-    from helpers.tools.google.local_api import LocalGoogleAccount, LocalGoogleAPI
     from helpers.sandbox.http_broker import HttpBroker
+    from helpers.tools.google.local_api import LocalGoogleAccount, LocalGoogleAPI
     from tests.flow_helpers import SCRIPT
     from tests.http_helpers import echo_network, public_resolver
     from vanillagpt.vanillagpt import VanillaGPT

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers.configs import paths
+from helpers.isc.messages import ErrorMessage, HttpResponse, ToolSpec, http_request
 from helpers.llm.agent import AgentTool, local_tool, run_agent
 from helpers.llm.client import LLMClient
 from helpers.llm.config import LLMConfig
@@ -25,6 +26,7 @@ from helpers.llm.models import make_chat_model
 from helpers.memory.extraction import remember_turn
 from helpers.memory.redis_server import MemoryBackend
 from helpers.memory.store import MemoryStore
+from helpers.sandbox.http_broker import HttpBroker
 from helpers.templates import prompts
 from helpers.tools.app_module import app_functions
 from helpers.tools.tool_importer import ToolImporter
@@ -32,8 +34,6 @@ from helpers.utilities.errors import LLMError, MemoryUnavailable
 from helpers.utilities.failures import failure_of
 from helpers.utilities.session import Answer, PermissionRecord, SessionInfo, SessionStats
 from helpers.utilities.text import as_text
-from helpers.isc.messages import ErrorMessage, HttpResponse, ToolSpec, http_request
-from helpers.sandbox.http_broker import HttpBroker
 
 NAMESPACE = "vanillagpt"
 
@@ -71,7 +71,7 @@ class VanillaGPT:
         self.http = http or HttpBroker()
         self.tools = self._load_tools()
 
-    def start(self) -> "VanillaGPT":
+    def start(self) -> VanillaGPT:
         self.memory = MemoryStore(self._memory_backend.start(), self.user)
         return self
 
@@ -79,7 +79,7 @@ class VanillaGPT:
         self._memory_backend.close()
         self.http.close()
 
-    def __enter__(self) -> "VanillaGPT":
+    def __enter__(self) -> VanillaGPT:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,10 +5,11 @@ python -m evaluation.agentdojo [--suite NAME ...] [--limit N] [--llm scripted|op
 [--allow-errors] [--json] [--verbose] [--output PATH]
 
 Runs AgentDojo suites (default: all four) through VanillaGPT and SecGPT (with --isolation
-strict: SecGPT-strict, a system of its own) under AgentDojo's important_instructions attack and prints utility, utility under attack, attack success
-(cross-app and same-app apart), permission questions and errors, one row per suite and
-system. Each case is logged as it finishes (AgentDojo's layout, under --logdir), so a
-stopped run resumes; the whole run, per case, goes to evaluation/results/agentdojo.json.
+strict: SecGPT-strict, a system of its own) under AgentDojo's important_instructions attack
+and prints utility, utility under attack, attack success (cross-app and same-app apart),
+permission questions and errors, one row per suite and system. Each case is logged as it
+finishes (AgentDojo's layout, under --logdir), so a stopped run resumes; the whole run, per
+case, goes to evaluation/results/agentdojo.json.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from evaluation.agentdojo.cases import ALL_SYSTEMS, is_secgpt, parse_shard, shard, systems_for
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         require_agentdojo()
         from agentdojo.task_suite.load_suites import get_suites
+
         from evaluation.agentdojo.cases import all_cases
         from helpers.llm.config import load_llm_config
         wanted = args.suite or ["all"]
@@ -134,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(results))
         for line in miss_lines(results):
             print(line)
-        print(f"\n({len(cases)} cases, {count[0]} run now{f', {resumed} from earlier runs (--force runs them again)' if resumed else ''}, "
-              f"{seconds} s; every case: {args.output})")
+        earlier = f", {resumed} from earlier runs (--force runs them again)" if resumed else ""
+        print(f"\n({len(cases)} cases, {count[0]} run now{earlier}, {seconds} s; every case: {args.output})")
     errored = [r for r in results if r.n_errors]
     for r in errored:
         kinds = ", ".join(f"{n} {k}" for k, n in r.errors_by_kind.items())
@@ -192,7 +194,7 @@ def _write(out: Path, results: list[SuiteResult], seconds: float, args) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
-            "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
+            "generated": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": seconds,
             "jobs": args.jobs, "isolation": args.isolation_mode, "shard": f"{args.shard[0]}/{args.shard[1]}",
             "latency_ms": args.latency_ms,
             "benchmark_version": BENCHMARK_VERSION,

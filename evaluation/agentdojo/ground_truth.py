@@ -342,6 +342,7 @@ def explain_miss(suite, user_task, injection_task, injections: dict[str, str], p
     Never returns an empty string.
     """
     from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime
+
     from evaluation.agentdojo.oracle import readable
     runtime = FunctionsRuntime(suite.tools)
     said = injection_answer(suite, injection_task)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.util
 import sys
-from collections.abc import Callable
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass

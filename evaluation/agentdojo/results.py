@@ -36,7 +36,7 @@ class Case:
     duration: float = 0.0                # seconds
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Case":
+    def from_dict(cls, data: dict) -> Case:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -120,8 +120,8 @@ def table(results: list[SuiteResult]) -> str:
 
     def num(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}"
-    rows = [("suite", "system", "utility", "utility under attack", "ASR", "ASR cross-app", "ASR same-app", "ASR text-only",
-             "prompts benign / attacked (unexpected)", "user tasks", "security cases", "errors")]
+    rows = [("suite", "system", "utility", "utility under attack", "ASR", "ASR cross-app", "ASR same-app",
+             "ASR text-only", "prompts benign / attacked (unexpected)", "user tasks", "security cases", "errors")]
     for r in results:
         p, u = r.prompts_per_case, r.unexpected_prompts_per_case
         rows.append((r.suite, r.system + (f" ({r.consent})" if r.consent != "n/a" else ""), pct(r.utility),
@@ -130,6 +130,6 @@ def table(results: list[SuiteResult]) -> str:
                      f"{num(p['benign'])} / {num(p['attacked'])} ({num(u['benign'])} / {num(u['attacked'])})",
                      str(r.n_user_tasks), str(r.n_security_cases), str(r.n_errors)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -101,8 +101,8 @@ class SecGPTSystem(System):
     isolation = "faithful"
 
     def open(self, catalogue: Path, world: SuiteWorld, model) -> Session:
-        from helpers.tools.tool_importer import ToolImporter
         from helpers.sandbox.http_broker import HttpBroker
+        from helpers.tools.tool_importer import ToolImporter
         from hub.hub import Hub
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         return Hub(self.llm, consent=self.consent, importer=importer, launcher=self.launcher,
@@ -124,8 +124,8 @@ class VanillaGPTSystem(System):
         super().__init__(llm, consent, launcher, emit)  # "n/a": VanillaGPT asks no permission
 
     def open(self, catalogue: Path, world: SuiteWorld, model) -> Session:
-        from helpers.tools.tool_importer import ToolImporter
         from helpers.sandbox.http_broker import HttpBroker
+        from helpers.tools.tool_importer import ToolImporter
         from vanillagpt.vanillagpt import VanillaGPT
         importer = ToolImporter(catalogue / "functionalities.json", extra_dirs=(catalogue,))
         return VanillaGPT(self.llm, importer=importer, http=HttpBroker(services=world.transports()),
@@ -188,7 +188,7 @@ class CaseRunner:
             context.close()
         self._suites.clear()
 
-    def __enter__(self) -> "CaseRunner":
+    def __enter__(self) -> CaseRunner:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -248,7 +248,8 @@ def run_suite(suite_name: str, system: System, *, oracle: bool = True, limit: in
         for spec in specs:
             cases.append(runner.run(spec).case)
             say(f"  {progress_line(cases[-1])}")
-        return summarize(cases, suite=context.suite.name, system=system.name, llm="worst-case (ground truth)" if oracle else system.llm.describe(),
+        llm = "worst-case (ground truth)" if oracle else system.llm.describe()
+        return summarize(cases, suite=context.suite.name, system=system.name, llm=llm,
                          consent=system.consent, version=version,
                          apps=context.apps.source, supplied=supplied_injection_tasks(context.suite.name))
 

@@ -14,16 +14,17 @@ import json
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from evaluation.benchmarks import e2e, isolation, planning
 from evaluation.benchmarks.queries import QUERIES, QUICK
 from helpers.configs import paths
-from helpers.utilities.errors import SecGPTError
 from helpers.sandbox.launcher import SpokeLauncher
+from helpers.utilities.errors import SecGPTError
 
-TARGETS = {"e2e_ratio_max": 1.10, "strict_vs_faithful_total": 1.10, "spoke_start_p50_ms": 15.0, "rtt_p50_ms": 0.2, "pss_per_idle_spoke_mb": 40.0}
+TARGETS = {"e2e_ratio_max": 1.10, "strict_vs_faithful_total": 1.10, "spoke_start_p50_ms": 15.0, "rtt_p50_ms": 0.2,
+           "pss_per_idle_spoke_mb": 40.0}
 
 
 def machine() -> dict:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plans = planning.run((10, 100) if args.quick else (10, 100, 1000))
     result = {
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
         "machine": machine(), "e2e_instant": instant, "e2e_latency": slow,
         "llm_calls": slow["llm_calls"], "prompt_chars": slow["prompt_chars"],
         "e2e_ratio_p50": slow["e2e_ratio_p50"], "e2e_ratio_p75": slow["e2e_ratio_p75"],
@@ -81,7 +82,8 @@ def report(r: dict) -> str:
     lines = [f"Machine: {r['machine']['cpus']} CPUs, Linux {r['machine']['kernel']}, Python {r['machine']['python']}",
              "", f"End to end, {len(r['e2e_latency']['queries'])} queries, simulated LLM latency "
                  f"{r['e2e_latency']['latency_ms']} ms per call (SecGPT / VanillaGPT):",
-             f"{'kind':<10} {'SecGPT s':>9} {'Vanilla s':>9} {'ratio':>6} {'calls S/V':>9} {'prompt chars S/V':>17}  query"]
+             f"{'kind':<10} {'SecGPT s':>9} {'Vanilla s':>9} {'ratio':>6} {'calls S/V':>9} "
+             f"{'prompt chars S/V':>17}  query"]
     for row in r["e2e_latency"]["queries"]:
         s, v = row["SecGPT"], row["VanillaGPT"]
         lines.append(f"{row['kind']:<10} {s['seconds']:9.3f} {v['seconds']:9.3f} {row['ratio']:6.2f} "

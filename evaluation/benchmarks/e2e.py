@@ -17,7 +17,6 @@ from helpers.tools.google.local_api import LocalGoogleAccount
 from helpers.utilities.errors import SecGPTError
 from helpers.utilities.session import Session
 
-
 # Timed side by side, each query on all three in turn (the first of each query rotates).
 SYSTEMS = ("SecGPT", "VanillaGPT", "SecGPT-strict")
 

@@ -13,12 +13,11 @@ spoke's own socket (``spoke_start``); the zygote and the new spoke only carry th
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from helpers.isc.messages import Name
-
 
 CONTROL_FD = 3  # where the zygote finds its control socket (the launcher puts it there)
 
@@ -109,6 +108,6 @@ class ZygoteReady(_Ctl):
     preload_ms: float
 
 
-ControlMessage = Annotated[Union[ZygoteStart, SpawnRequest, Spawned, SpokeExited, ZygoteReady],
+ControlMessage = Annotated[ZygoteStart | SpawnRequest | Spawned | SpokeExited | ZygoteReady,
                            Field(discriminator="type")]
 CONTROL_ADAPTER: TypeAdapter[ControlMessage] = TypeAdapter(ControlMessage)

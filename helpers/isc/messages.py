@@ -14,7 +14,7 @@ answer, so a late answer to a request that already timed out is recognised.
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -235,12 +235,9 @@ class ErrorMessage(_Msg):
 
 
 Message = Annotated[
-    Union[
-        FunctionProbeRequest, FunctionProbeResponse, AppRequest, AppResponse, QueryRequest,
-        FinalResponse, NoFunctionalityResponse, FunctionalityDenialResponse,
-        LLMRequest, LLMResponse, MemoryRequest, MemoryResponse,
-        HttpRequest, HttpResponse, ErrorMessage,
-    ],
+    FunctionProbeRequest | FunctionProbeResponse | AppRequest | AppResponse | QueryRequest | FinalResponse
+    | NoFunctionalityResponse | FunctionalityDenialResponse | LLMRequest | LLMResponse | MemoryRequest
+    | MemoryResponse | HttpRequest | HttpResponse | ErrorMessage,
     Field(discriminator="type"),
 ]
 

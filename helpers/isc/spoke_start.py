@@ -24,7 +24,7 @@ from __future__ import annotations
 import select
 import socket
 import time
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -67,7 +67,7 @@ class SpokeReady(_Start):
     app: Name
 
 
-StartMessage = Annotated[Union[ConfineRequest, SpokeConfined, LoadRequest, SpokeReady, ErrorMessage],
+StartMessage = Annotated[ConfineRequest | SpokeConfined | LoadRequest | SpokeReady | ErrorMessage,
                          Field(discriminator="type")]
 _ADAPTER: TypeAdapter[StartMessage] = TypeAdapter(StartMessage)
 

@@ -69,9 +69,9 @@ def run_agent(model: ChatModel, system: str, history: list[ChatMessage], query: 
     if calls:
         ids = [f"planned_{i}" for i in range(len(calls))]
         messages.append(ChatMessage(role="assistant", content="", tool_calls=[
-            ToolCall(id=i, name=name, args=args) for (name, args, _), i in zip(calls, ids)]))
+            ToolCall(id=i, name=name, args=args) for (name, args, _), i in zip(calls, ids, strict=True)]))
         messages += [ChatMessage(role="tool", content=result, tool_call_id=i)
-                     for (_, _, result), i in zip(calls, ids)]
+                     for (_, _, result), i in zip(calls, ids, strict=True)]
     for _ in range(max_steps):
         reply = model.complete(messages, specs)
         messages.append(reply)

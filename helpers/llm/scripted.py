@@ -71,7 +71,7 @@ class Script(BaseModel):
     rules: list[Rule]
 
     @classmethod
-    def load(cls, path: Path) -> "Script":
+    def load(cls, path: Path) -> Script:
         try:
             return cls.model_validate_json(Path(path).read_bytes())
         except (OSError, ValueError) as exc:

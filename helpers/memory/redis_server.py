@@ -57,7 +57,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
-    def start(self) -> "EmbeddedRedis":
+    def start(self) -> EmbeddedRedis:
         binary = find_redis_server()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._sockdir = tempfile.mkdtemp(prefix="secgpt-redis-")  # short path: sockets are limited to 108 bytes

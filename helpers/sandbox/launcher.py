@@ -23,15 +23,23 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import TypeVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from helpers.configs import paths
 from helpers.isc import spoke_start
 from helpers.isc.channel import Channel
 from helpers.isc.control import (
-    CONTROL_ADAPTER, CONTROL_FD, Confinement, ControlMessage, SpawnRequest, Spawned, SpokeExited, SpokeProfile,
-    ZygoteReady, ZygoteStart,
+    CONTROL_ADAPTER,
+    CONTROL_FD,
+    Confinement,
+    ControlMessage,
+    Spawned,
+    SpawnRequest,
+    SpokeExited,
+    SpokeProfile,
+    ZygoteReady,
+    ZygoteStart,
 )
 from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
 from helpers.isc.messages import ErrorMessage, SandboxReport
@@ -48,9 +56,9 @@ SPAWN_TIMEOUT = 30.0
 SEND_TIMEOUT = 5.0
 USERNS_WARNING = (
     "WARNING: no unprivileged user namespaces (this system forbids them, e.g. by a sysctl or Ubuntu's "
-    "AppArmor restriction, or they were turned off): spokes run WITHOUT a private mount view, network namespace or IPC namespace, and "
-    "as your own uid; Landlock, seccomp and rlimits still apply. Run the hub as root, or allow "
-    "user namespaces, for every layer.")
+    "AppArmor restriction, or they were turned off): spokes run WITHOUT a private mount view, network "
+    "namespace or IPC namespace, and as your own uid; Landlock, seccomp and rlimits still apply. Run the "
+    "hub as root, or allow user namespaces, for every layer.")
 LANDLOCK_WARNING = (
     "WARNING: this kernel has no Landlock (Linux >= 5.13 with 'landlock' in the LSM list): "
     "spokes run WITHOUT filesystem confinement; seccomp, rlimits and the private mount view still apply.")
@@ -108,7 +116,8 @@ def describe_exit(exit: SpokeExited | None) -> str:
     if exit is None:
         return "still running or status unknown"
     if exit.signal is not None:
-        name = signal.Signals(exit.signal).name if exit.signal in signal.Signals._value2member_map_ else str(exit.signal)
+        known = exit.signal in signal.Signals._value2member_map_
+        name = signal.Signals(exit.signal).name if known else str(exit.signal)
         reasons = {"SIGXCPU": "CPU time limit exceeded", "SIGXFSZ": "file size limit exceeded",
                    "SIGKILL": "killed", "SIGSYS": "killed by the seccomp filter",
                    "SIGSEGV": "crashed", "SIGABRT": "aborted"}
@@ -142,7 +151,7 @@ class SpokeLauncher:
         self.zygote_ready: ZygoteReady | None = None
 
     # --- zygote life cycle --------------------------------------------------------
-    def start(self) -> "SpokeLauncher":
+    def start(self) -> SpokeLauncher:
         if self.landlock_abi == 0:
             print(LANDLOCK_WARNING, file=sys.stderr)
         if not self.per_app_uids and not self.user_namespaces:
@@ -180,7 +189,7 @@ class SpokeLauncher:
                 self._zygote.wait()
             self._zygote = None
 
-    def __enter__(self) -> "SpokeLauncher":
+    def __enter__(self) -> SpokeLauncher:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""Runs in: hub, zygote, spoke (in a spoke before any app code, and in a throwaway child of the hub for the start-up probe of user namespaces).
+"""Runs in: hub, zygote, spoke (a spoke, before any app code; a throwaway child of the hub probing user namespaces).
 
 The spoke's private view of the filesystem: a new mount namespace, and for a hub that
 is not root, the user namespace that makes building one possible without privilege.

@@ -402,7 +402,7 @@ class SpokePolicy:
         masked.append(PROC)
         return list(dict.fromkeys(masked))
 
-    def with_limits(self, limits: ResourceLimits) -> "SpokePolicy":
+    def with_limits(self, limits: ResourceLimits) -> SpokePolicy:
         return replace(self, limits=limits)
 
 

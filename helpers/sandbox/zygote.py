@@ -29,7 +29,14 @@ import sys
 import time
 
 from helpers.isc.control import (
-    CONTROL_ADAPTER, CONTROL_FD, ControlMessage, SpawnRequest, Spawned, SpokeExited, ZygoteReady, ZygoteStart,
+    CONTROL_ADAPTER,
+    CONTROL_FD,
+    ControlMessage,
+    Spawned,
+    SpawnRequest,
+    SpokeExited,
+    ZygoteReady,
+    ZygoteStart,
 )
 from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
 

@@ -30,12 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from helpers.configs import paths
 from helpers.isc.control import FunctionalityProfile, SpokeProfile
 from helpers.isc.messages import NAME_PATTERN
+from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S, Budget
 from helpers.sandbox.egress import normalize_allowed
-from helpers.tools.app_names import reserved, skeleton
 from helpers.sandbox.policy import POLICY_EXCEPTIONS, ResourceLimits, interpreter_paths
+from helpers.tools.app_names import reserved, skeleton
 from helpers.utilities.errors import ConfigError
-from helpers.sandbox.app_spec import AppSpec
 
 TOOLS_DIR = paths.REPO_ROOT / "helpers" / "tools"
 
@@ -94,7 +94,7 @@ class AppManifest(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_description(self) -> "AppManifest":
+    def _one_description(self) -> AppManifest:
         if self.module and not self.description:
             raise ValueError("description is missing: say what the app does (the planner and the user read it)")
         if not self.module and self.description:

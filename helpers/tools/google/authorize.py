@@ -43,7 +43,8 @@ def store_token(app: str, token_json: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.tools.google.authorize", description=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(prog="python -m helpers.tools.google.authorize",
+                                     description=__doc__.split("\n\n", 1)[1])
     parser.add_argument("app", choices=sorted(SCOPES))
     parser.add_argument("--credentials", default=str(paths.data_dir() / "credentials.json"),
                         help="OAuth client file from the Google Cloud console (default data/credentials.json)")

@@ -53,7 +53,7 @@ class HubHttp:
 
 
 # Built services, per hub link (one per app), so the discovery document is parsed once.
-_SERVICES: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+_SERVICES: weakref.WeakKeyDictionary[object, dict] = weakref.WeakKeyDictionary()
 
 
 def build_service(api: str, version: str, hub, scopes: list[str]):

@@ -18,8 +18,8 @@ import json
 import re
 import threading
 import time
+from datetime import UTC, datetime
 from email.utils import format_datetime, getaddresses
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -85,7 +85,7 @@ class LocalGoogleAccount:
             number = len(mailbox) + len(self.load("outbox")) + 1
             mailbox.append({"id": f"m{number:04d}", "threadId": f"t{number:04d}", "from": sender, "to": to,
                             "subject": subject, "body": body, "labels": list(labels),
-                            "date": date or format_datetime(datetime.now(timezone.utc)),
+                            "date": date or format_datetime(datetime.now(UTC)),
                             "internalDate": str(int(time.time() * 1000) + number)})
             self.save("mailbox", mailbox)
             return mailbox[-1]["id"]
@@ -136,7 +136,9 @@ class LocalGoogleAPI:
             return _json(self._resource(message)) if message else _error(404, "Requested entity was not found.")
         if kind == "threads" and method == "GET":
             members = [self._resource(m) for m in mailbox if m["threadId"] == ident]
-            return _json({"id": ident, "messages": members}) if members else _error(404, "Requested entity was not found.")
+            if not members:
+                return _error(404, "Requested entity was not found.")
+            return _json({"id": ident, "messages": members})
         if kind == "messages" and action == "send" and method == "POST":
             sent = self._parse_raw(json.loads(body or b"{}").get("raw", ""))
             outbox = self.account.load("outbox")
