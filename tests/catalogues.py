@@ -1,9 +1,9 @@
 """App catalogues the tests install: the built-in one (every built-in app, with one sample
-request per functionality and the text its answer holds), and generated ones of any size."""
+request per functionality and the text its answer holds). Generated catalogues of any size come
+from ``helpers.tools.generated_catalogue``, which the planning benchmark uses too."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 CATALOGUE = Path(__file__).parent / "fixtures" / "catalogue.json"
@@ -30,25 +30,3 @@ SAMPLES = {
     "requests_put": ({"url": "https://api.example.org/items/1", "data": {"b": 2}}, "HTTP 200"),
     "requests_delete": ({"url": "https://www.example.org/items/1"}, "HTTP 200"),
 }
-
-TOPICS = ("weather", "recipes", "flights", "stocks", "music", "fitness", "news", "translation", "calendar",
-          "parking", "pets", "gardening", "tax", "movies", "books", "trains", "hotels", "crypto", "podcasts")
-
-
-def generated_catalogue(root: Path, count: int) -> Path:
-    """``count`` apps, one functionality each on one of ``TOPICS`` in turn, written in ``root``
-    (manifests/, specifications/), with metro_hail in place of the last one; returns the
-    functionalities file that installs them."""
-    (root / "manifests").mkdir()
-    (root / "specifications").mkdir()
-    names = [f"app_{i:04d}" for i in range(count)]
-    for i, name in enumerate(names):
-        topic = TOPICS[i % len(TOPICS)]
-        (root / "manifests" / f"{name}.json").write_text(json.dumps({
-            "name": name, "description": f"App {i} about {topic}.", "module": "helpers.tools.apps.metro_hail",
-            "functionalities": {name: f"Answer questions about {topic} (variant {i})."}}))
-        (root / "specifications" / f"{name}.json").write_text(json.dumps({"properties": {name: {"properties": {
-            "request": {"type": "object"}, "response": {"type": "string"}}}}}))
-    listing = root / "functionalities.json"
-    listing.write_text(json.dumps({"installed_functionalities": [*names[:-1], "metro_hail"]}))
-    return listing

@@ -8,6 +8,7 @@ import select
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.sandbox import SANDBOX_APP
@@ -82,3 +83,22 @@ def _read_until(fd: int, deadline: float) -> bytes:
     if not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
         raise TimeoutError("the child did not finish in time")
     return os.read(fd, 65536)
+
+
+def write_code_app(base: Path, name: str, functionality: str = "run_code", module: str = SANDBOX_APP.module,
+                   limits: dict | None = None) -> None:
+    """Install under ``base`` (manifests/, specifications/) an app ``name`` whose one
+    functionality runs the Python code it is given (the sandbox app's code under another name),
+    so a test can make an app die, hang or call back on demand."""
+    (base / "manifests").mkdir(parents=True, exist_ok=True)
+    (base / "specifications").mkdir(exist_ok=True)
+    (base / "manifests" / f"{name}.json").write_text(json.dumps({
+        "name": name, "description": f"{name} runs a piece of Python code.", "module": module,
+        "functionalities": {functionality: "Run a piece of Python code."}, **({"limits": limits} if limits else {})}))
+    (base / "specifications" / f"{functionality}.json").write_text(json.dumps({
+        "type": "object", "required": [functionality],
+        "properties": {functionality: {
+            "type": "object", "required": ["request", "response"],
+            "properties": {"request": {"type": "object", "properties": {"code": {"type": "string"}},
+                                       "required": ["code"]},
+                           "response": {"type": "object"}}}}}))

@@ -20,6 +20,7 @@ from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.chat_cli import parser as chat_parser
 from tests.flow_helpers import APPS, METRO, Q_ONE, SCRIPT, audit, permissions, scripted, secgpt, started
 from tests.openai_server import OpenAIServer
+from tests.sandbox_helpers import write_code_app
 
 FARE = {"start_point": "Main Street", "end_point": "Elm Avenue"}
 EXIT = "import os; os._exit(7)"
@@ -54,21 +55,9 @@ def crash_world(data_dir) -> tuple[LLMConfig, ToolImporter]:
     hang on demand), and a ``broken`` app whose module defines no functionalities (its spoke
     fails at start, when it loads the app)."""
     base = data_dir.parent / "catalogue"
-    (base / "manifests").mkdir(parents=True)
-    (base / "specifications").mkdir()
-    for name, module, functionality in (("crasher", "helpers.sandbox.playground", "run_code"),
-                                        ("broken", "helpers.utilities.terminal", "run_broken")):
-        (base / "manifests" / f"{name}.json").write_text(json.dumps({
-            "name": name, "description": f"{name} runs a piece of Python code.", "module": module,
-            "functionalities": {functionality: "Run a piece of Python code."},
-            "limits": {"request_timeout_s": CALLEE_TIMEOUT_S}}))
-        (base / "specifications" / f"{functionality}.json").write_text(json.dumps({
-            "type": "object", "required": [functionality],
-            "properties": {functionality: {
-                "type": "object", "required": ["request", "response"],
-                "properties": {"request": {"type": "object", "properties": {"code": {"type": "string"}},
-                                           "required": ["code"]},
-                               "response": {"type": "object"}}}}}))
+    limits = {"request_timeout_s": CALLEE_TIMEOUT_S}
+    write_code_app(base, "crasher", limits=limits)
+    write_code_app(base, "broken", "run_broken", module="helpers.utilities.terminal", limits=limits)
     listing = base / "functionalities.json"
     listing.write_text(json.dumps({"installed_functionalities": ["metro_hail"],
                                    "installed_toolkits": {"crasher": ["run_code"], "broken": ["run_broken"]}}))

@@ -17,6 +17,7 @@ import pytest
 from helpers.templates.prompts import PLANNER_MARKER
 from helpers.tools.tool_importer import ToolImporter
 from tests.flow_helpers import audit, permissions, scripted, secgpt
+from tests.sandbox_helpers import write_code_app
 
 RIDE = {"start_point": "Main Street", "end_point": "Elm Avenue"}
 QUERY = "What is the metro_hail fare from Main Street to Elm Avenue? Ask relay twice."
@@ -44,17 +45,7 @@ RULES = [
 def relay_world(data_dir):
     """metro_hail next to ``relay`` (the sandbox app's code runner, under a name of its own)."""
     base = data_dir.parent / "catalogue"
-    (base / "manifests").mkdir(parents=True)
-    (base / "specifications").mkdir()
-    (base / "manifests" / "relay.json").write_text(json.dumps({
-        "name": "relay", "description": "Relay runs a piece of Python code.",
-        "module": "helpers.sandbox.playground", "functionalities": {"run_code": "Run a piece of Python code."}}))
-    (base / "specifications" / "run_code.json").write_text(json.dumps({
-        "type": "object", "required": ["run_code"], "properties": {"run_code": {
-            "type": "object", "required": ["request", "response"],
-            "properties": {"request": {"type": "object", "properties": {"code": {"type": "string"}},
-                                       "required": ["code"]},
-                           "response": {"type": "object"}}}}}))
+    write_code_app(base, "relay")
     listing = base / "functionalities.json"
     listing.write_text(json.dumps({"installed_functionalities": ["metro_hail"],
                                    "installed_toolkits": {"relay": ["run_code"]}}))

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from helpers.isc.messages import AppResponse
+from helpers.tools.generated_catalogue import write_generated_catalogue
 from helpers.tools.retrieval import LIST_ALL_UP_TO, Retriever
 from helpers.tools.tool_importer import ToolImporter
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
-from tests.catalogues import CATALOGUE, SAMPLES as BUILTIN_SAMPLES, generated_catalogue
+from tests.catalogues import CATALOGUE, SAMPLES as BUILTIN_SAMPLES
 
 USER_APPS = Path(__file__).parent / "fixtures" / "user_apps.json"
 CASES = [
@@ -87,7 +88,7 @@ def test_planner_prompt_stays_bounded(tmp_path, data_dir, count):
     from helpers.isc.messages import ChatMessage
     from hub.planner import Planner
 
-    importer = ToolImporter(generated_catalogue(tmp_path, count), extra_dirs=(tmp_path,))
+    importer = ToolImporter(write_generated_catalogue(tmp_path, count), extra_dirs=(tmp_path,))
     retriever = Retriever([importer.functionality(n) for n in importer.all_functionalities()])
     query = "What is the metro_hail fare from Main Street to Elm Avenue?"
     chosen = retriever.candidates(query)

@@ -5,18 +5,16 @@ Planning with many installed apps: the planner prompt's size and the planning ti
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from helpers.isc.messages import ChatMessage
+from helpers.tools.generated_catalogue import write_generated_catalogue
 from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
 from hub.planner import Planner
 
-TOPICS = ["weather", "recipes", "flights", "stocks", "music", "fitness", "news", "translation", "calendar",
-          "parking", "pets", "gardening", "tax", "movies", "books", "trains", "hotels", "crypto", "podcasts"]
 QUERY = "What is the metro_hail fare from Main Street to Elm Avenue?"
 
 
@@ -32,30 +30,13 @@ class _InstantPlanner:
                            content='{"steps": [{"name": "metro_hail", "input": {}, "output": "fare"}]}')
 
 
-def install_dummy_apps(root: Path, count: int) -> Path:
-    """``count`` generated apps (plus metro_hail) in ``root``; returns their functionalities file."""
-    (root / "manifests").mkdir()
-    (root / "specifications").mkdir()
-    names = []
-    for i in range(count):
-        name, topic = f"app_{i:04d}", TOPICS[i % len(TOPICS)]
-        names.append(name)
-        (root / "manifests" / f"{name}.json").write_text(json.dumps({
-            "name": name, "description": f"App {i} about {topic}.", "module": "helpers.tools.apps.metro_hail",
-            "functionalities": {name: f"Answer questions about {topic} (variant {i})."}}))
-        (root / "specifications" / f"{name}.json").write_text(json.dumps({"properties": {name: {"properties": {
-            "request": {"type": "object"}, "response": {"type": "string"}}}}}))
-    config = root / "functionalities.json"
-    config.write_text(json.dumps({"installed_functionalities": names[:-1] + ["metro_hail"]}))
-    return config
-
 
 def run(counts: tuple[int, ...]) -> dict:
     out = {}
     for count in counts:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            importer = ToolImporter(install_dummy_apps(root, count), extra_dirs=(root,))
+            importer = ToolImporter(write_generated_catalogue(root, count), extra_dirs=(root,))
             retriever = Retriever([importer.functionality(n) for n in importer.all_functionalities()])
             llm = _InstantPlanner()
             started = time.perf_counter()
