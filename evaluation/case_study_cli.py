@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from evaluation.case_studies import NAMES, Verdict, run_case
 from helpers.configs import paths
@@ -140,7 +140,7 @@ def main(system: str, argv: list[str] | None = None) -> int:
             if args.compare:
                 verdicts = compare(llm, launcher, say if args.verbose else (lambda text: None))
                 RESULTS.mkdir(parents=True, exist_ok=True)
-                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 (RESULTS / "case_studies.json").write_text(json.dumps(
                     {"generated": stamp, "llm": llm,
                      # Each column as its first case ran it (VanillaGPT has no isolation mode nor consent).

@@ -18,7 +18,7 @@ import json
 import os
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class AuditLog:
 
     @classmethod
     def in_dir(cls, directory: Path) -> AuditLog:
-        stamp = datetime.now(UTC).strftime("%Y%m%d")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
         return cls(directory / f"audit-{stamp}.jsonl")
 
     def record(self, event: str, /, *, charge: bool = True, **fields: Any) -> None:

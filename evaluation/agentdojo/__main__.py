@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from evaluation.agentdojo.cases import ALL_SYSTEMS, is_secgpt, parse_shard, shard, systems_for
@@ -194,7 +194,7 @@ def _write(out: Path, results: list[SuiteResult], seconds: float, args) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
-            "generated": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": seconds,
+            "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
             "jobs": args.jobs, "isolation": args.isolation_mode, "shard": f"{args.shard[0]}/{args.shard[1]}",
             "latency_ms": args.latency_ms,
             "benchmark_version": BENCHMARK_VERSION,

@@ -14,7 +14,7 @@ import json
 import os
 import platform
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from evaluation.benchmarks import e2e, isolation, planning
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plans = planning.run((10, 100) if args.quick else (10, 100, 1000))
     result = {
-        "generated": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
         "machine": machine(), "e2e_instant": instant, "e2e_latency": slow,
         "llm_calls": slow["llm_calls"], "prompt_chars": slow["prompt_chars"],
         "e2e_ratio_p50": slow["e2e_ratio_p50"], "e2e_ratio_p75": slow["e2e_ratio_p75"],

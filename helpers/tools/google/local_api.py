@@ -18,7 +18,7 @@ import json
 import re
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -85,7 +85,7 @@ class LocalGoogleAccount:
             number = len(mailbox) + len(self.load("outbox")) + 1
             mailbox.append({"id": f"m{number:04d}", "threadId": f"t{number:04d}", "from": sender, "to": to,
                             "subject": subject, "body": body, "labels": list(labels),
-                            "date": date or format_datetime(datetime.now(UTC)),
+                            "date": date or format_datetime(datetime.now(timezone.utc)),
                             "internalDate": str(int(time.time() * 1000) + number)})
             self.save("mailbox", mailbox)
             return mailbox[-1]["id"]
