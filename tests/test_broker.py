@@ -191,3 +191,23 @@ def test_a_replaced_transport_keeps_the_address_check(address):
             assert reply.type == "error" and reply.code == "egress_denied" and address in reply.message
             assert served == []
     assert served == ["https://internal.example.com/"]
+
+
+def test_a_resolver_that_returns_no_address_is_a_refusal():
+    """What the resolver returns is checked, not trusted: a host name where an address belongs
+    refuses the request (an uncaught ValueError before); the control, a real address, is used."""
+    for answer, refused in (("internal.example.com", True), (PUBLIC_ADDRESS, False)):
+        broker = HttpBroker(resolver=resolving_to(answer))
+        try:
+            addresses, reason = broker.resolve("https://api.example.com/", frozenset())
+        finally:
+            broker.close()
+        assert (reason is not None) is refused, reason
+        assert addresses == (() if refused else (answer,))
+
+
+def test_a_real_transport_cannot_stand_in_for_the_network():
+    """A transport that reaches the network would look the name up again after the check."""
+    with pytest.raises(ValueError, match="must not reach it"):
+        HttpBroker(transport=httpx.HTTPTransport())
+    HttpBroker(transport=httpx.MockTransport(lambda request: httpx.Response(200))).close()  # the control

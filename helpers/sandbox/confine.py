@@ -11,7 +11,10 @@ The report it returns is measured once every layer is in place, never copied fro
 request: seccomp's mode as the kernel reports it, each namespace compared with the one the
 spoke was forked in (the zygote's), Landlock's ABI as the restrict call enforced it, the
 identity and limits as the kernel now holds them. A layer that was skipped shows in the
-report, and the hub refuses the spoke (``spoke_start.report_mismatch``).
+report, and the hub refuses the spoke (``spoke_start.report_mismatch``). Two limits: the
+seccomp exceptions are the ones asked for, as the filter was built from them; and
+PR_GET_SECCOMP says a filter is in place, not whose, so under a host that already filters
+every process (a container's default profile) a skipped filter would not show.
 """
 
 from __future__ import annotations

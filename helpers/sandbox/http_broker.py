@@ -97,12 +97,17 @@ class HttpBroker:
                  local_google: LocalGoogleAPI | None = None, services: Mapping[str, httpx.BaseTransport] | None = None,
                  ssl_context: ssl.SSLContext | None = None, resolver: Resolver = system_resolver) -> None:
         """``transport`` replaces the network once the name is checked (tests replay recorded
-        responses through it; ``resolver`` then says where the name points);
+        responses through it; ``resolver`` then says where the name points). It must not reach
+        the network itself: a real transport would look the name up again, after the check
+        (DNS rebinding), so one is refused;
         ``local_google`` (a LocalGoogleAPI) answers Google's hosts for apps on the offline backend;
         ``services`` maps single-label host names to simulated services answered in this process
         (an app reaches one only if it lists that exact host, like any host without a domain);
         ``ssl_context`` verifies servers' certificates (default: the certifi bundle);
         ``resolver`` looks names up (default: the system's resolver)."""
+        if isinstance(transport, httpx.HTTPTransport):
+            raise ValueError("transport replaces the network and must not reach it: an httpx.HTTPTransport would "
+                             "look the name up again after the address check; leave transport unset")
         self._client = httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False,
                                     transport=transport, cookies=_no_cookies())
         self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
@@ -159,9 +164,13 @@ class HttpBroker:
             return (), f"{host} does not resolve ({exc.strerror or exc})"
         if not addresses:
             return (), f"{host} does not resolve (no address)"
+        try:  # a resolver is handed in: what it returns is checked, not trusted
+            parsed_addresses = [ipaddress.ip_address(a.split("%")[0]) for a in addresses]
+        except ValueError:
+            return (), f"{host} does not resolve (the resolver returned something that is not an address)"
         if host in exact_hosts:
             return addresses, None
-        private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
+        private = [a for a, ip in zip(addresses, parsed_addresses, strict=True) if not ip.is_global]
         return addresses, (f"{host} resolves to a non-public address ({private[0]})" if private else None)
 
     def perform(self, request: HttpRequest, offline_google: str | None = None,
