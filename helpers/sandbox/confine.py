@@ -7,12 +7,12 @@ rlimits are set while raising is still possible for nobody else; the identity is
 (which forbid changing it); seccomp comes last because it forbids the calls
 the earlier steps make. Must run before any app code is imported.
 
-The report it returns is measured once every layer is in place, never copied from the
-request: seccomp's mode as the kernel reports it, each namespace compared with the one the
-spoke was forked in (the zygote's), Landlock's ABI as the restrict call enforced it, the
-identity and limits as the kernel now holds them. A layer that was skipped shows in the
+The report it returns is measured once every layer is in place, not copied from the
+request (but for one field, below): seccomp's mode as the kernel reports it, each namespace
+compared with the one the spoke was forked in (the zygote's), Landlock's ABI as the restrict
+call enforced it, the identity and limits as the kernel now holds them. A layer that was skipped shows in the
 report, and the hub refuses the spoke (``spoke_start.report_mismatch``). Two limits: the
-seccomp exceptions are the ones asked for, as the filter was built from them; and
+seccomp exceptions are copied, the ones asked for, as the filter was built from them; and
 PR_GET_SECCOMP says a filter is in place, not whose, so under a host that already filters
 every process (a container's default profile) a skipped filter would not show.
 """
