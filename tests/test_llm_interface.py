@@ -16,6 +16,7 @@ from helpers.llm.client import LLMClient, prompt_bytes
 from helpers.llm.config import LLMConfig
 from helpers.llm.interface import ChatModel
 from helpers.llm.langchain_model import LangChainModel, from_langchain, to_langchain
+from helpers.llm.latency import LatencyModel
 from helpers.llm.models import make_chat_model
 from helpers.llm.offline import OfflineModel
 from helpers.llm.scripted import Script, ScriptedChatModel
@@ -99,11 +100,12 @@ TASK = Behaviour(trigger="A fare from Main Street, please.",
 def _scripted(latency: float, tmp_path) -> ChatModel:
     script = tmp_path / "script.json"
     script.write_text(SCRIPT.model_dump_json())
-    return make_chat_model(LLMConfig(provider="scripted", model="scripted", script=script, latency_s=latency))
+    return make_chat_model(LLMConfig(provider="scripted", model="scripted", script=script,
+                                     latency=LatencyModel(fixed_s=latency)))
 
 
 def _worst_case(latency: float, tmp_path) -> ChatModel:
-    return GroundTruthModel(tasks=[TASK], injections=[], latency_s=latency)
+    return GroundTruthModel(tasks=[TASK], injections=[], latency=LatencyModel(fixed_s=latency))
 
 
 @pytest.mark.parametrize("build, prefix", [(_scripted, "call"), (_worst_case, "gt")], ids=["scripted", "worst-case"])

@@ -1,7 +1,8 @@
 """Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
 python -m evaluation.agentdojo [--suite NAME ...] [--limit N] [--llm scripted|openai] [--consent MODE]
-[--isolation faithful|strict] [--jobs N] [--logdir DIR] [--force] [--shard K/N] [--latency-ms MS]
+[--isolation faithful|strict] [--jobs N] [--logdir DIR] [--force] [--shard K/N] [--latency-model fixed|tokens]
+[--latency-ms MS]
 [--allow-errors] [--json] [--verbose] [--output PATH]
 
 Runs AgentDojo suites (default: all four) through VanillaGPT and SecGPT (with --isolation
@@ -26,6 +27,7 @@ from evaluation.agentdojo.results import SuiteResult, summarize, table
 from evaluation.agentdojo.runner import BENCHMARK_VERSION, ORACLE, load_suite, require_agentdojo
 from helpers.configs import paths
 from helpers.configs.isolation import ISOLATION_HELP, isolation_mode
+from helpers.llm.latency import latency_from_args, latency_options
 from helpers.permission.prompt import CONSENT_MODES
 from helpers.utilities.errors import SecGPTError
 
@@ -59,6 +61,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                                        "without --shard for the whole table)")
     parser.add_argument("--latency-ms", type=int, default=0, metavar="MS",
                         help="simulated LLM latency per call of the offline model (default 0)")
+    latency_options(parser)
     parser.add_argument("--allow-errors", action="store_true",
                         help="exit 0 even if cases errored (they are never counted either way)")
     parser.add_argument("--json", action="store_true", help="one JSON object per suite and system on stdout")
@@ -70,10 +73,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--limit must be at least 1")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
-    if args.latency_ms < 0:
-        parser.error("--latency-ms cannot be negative")
-    if args.latency_ms and args.llm == "openai":
-        parser.error("--latency-ms simulates a remote model's latency for the offline model; a real LLM has its own")
+    try:
+        args.latency = latency_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.latency.simulated and args.llm == "openai":
+        parser.error("--latency-ms and --latency-model simulate a remote model's latency for the offline model; "
+                     "a real LLM has its own")
     if args.consent == "ask":
         parser.error("--consent ask needs a person at the terminal for every case; use expected, all or none")
     try:
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             load_suite(name)  # an unknown suite fails before anything runs
         oracle = args.llm in OFFLINE
         config = RunConfig(llm=ORACLE if oracle else load_llm_config("openai"), consent=args.consent, oracle=oracle,
-                           version=BENCHMARK_VERSION, logdir=Path(args.logdir), latency_s=args.latency_ms / 1000,
+                           version=BENCHMARK_VERSION, logdir=Path(args.logdir), latency=args.latency,
                            verbose=args.verbose)
         specs = shard(all_cases(names, version=BENCHMARK_VERSION, systems=systems, limit=args.limit), *args.shard)
         print(f"{len(specs)} cases ({', '.join(names)}; {' and '.join(systems)}{_shard_note(args.shard)}), {args.jobs} "
@@ -196,7 +202,7 @@ def _write(out: Path, results: list[SuiteResult], seconds: float, args) -> None:
         out.write_text(json.dumps({
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
             "jobs": args.jobs, "isolation": args.isolation_mode, "shard": f"{args.shard[0]}/{args.shard[1]}",
-            "latency_ms": args.latency_ms,
+            "latency_ms": args.latency_ms, "latency": args.latency.as_dict(),
             "benchmark_version": BENCHMARK_VERSION,
             "results": [{**r.summary(), "cases": [c.__dict__ for c in r.cases]} for r in results]}, indent=1))
     except OSError as exc:

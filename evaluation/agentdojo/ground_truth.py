@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from evaluation.agentdojo.oracle import Behaviour, Call, GroundTruthModel, Path as ResultPath, words
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 
 SUPPLIED_FILE = Path(__file__).with_name("supplied_ground_truth.json")
 
@@ -181,11 +182,11 @@ class _Run:
         return isinstance(other, _Run) and other.key == self.key
 
 
-def worst_case_model(suite, environment, latency_s: float = 0.0) -> GroundTruthModel:
+def worst_case_model(suite, environment, latency: LatencyModel = NO_LATENCY) -> GroundTruthModel:
     """The oracle for one run: every user task's and injection task's ground truth, computed
     on this run's environment as AgentDojo's GroundTruthPipeline would (cached per environment)."""
     tasks, injections = _behaviours(_Run(suite, environment))
-    return GroundTruthModel(tasks=list(tasks), injections=list(injections), latency_s=latency_s)
+    return GroundTruthModel(tasks=list(tasks), injections=list(injections), latency=latency)
 
 
 @lru_cache(maxsize=64)

@@ -41,6 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from helpers.isc.messages import ChatMessage, ToolCall, ToolSpec
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 from helpers.llm.offline import OfflineModel, last_user_index
 from helpers.templates import prompts
 
@@ -158,8 +159,8 @@ class _Ledger:
 class GroundTruthModel(OfflineModel):
     call_prefix = "gt"
 
-    def __init__(self, tasks: list[Behaviour], injections: list[Behaviour], latency_s: float = 0.0) -> None:
-        super().__init__(latency_s)
+    def __init__(self, tasks: list[Behaviour], injections: list[Behaviour], latency: LatencyModel = NO_LATENCY) -> None:
+        super().__init__(latency)
         self.tasks, self.injections = tasks, injections
 
     def reply(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> ChatMessage:

@@ -26,6 +26,7 @@ from evaluation.agentdojo.cases import STRICT, CaseSpec
 from evaluation.agentdojo.logs import case_path, pipeline_name, read_case, write_case
 from evaluation.agentdojo.results import Case
 from helpers.llm.config import LLMConfig
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 
 MAX_DEATHS = 2  # runs of a case whose worker died, before it is recorded as an error
 PRELOAD = ["evaluation.agentdojo.pipeline", "hub.hub", "vanillagpt.vanillagpt"]
@@ -39,7 +40,7 @@ class RunConfig:
     oracle: bool
     version: str
     logdir: Path
-    latency_s: float = 0.0
+    latency: LatencyModel = NO_LATENCY
     verbose: bool = False
 
     def pipeline(self, system: str) -> str:
@@ -59,7 +60,7 @@ class Worker:
             if config.verbose else None
         self.launcher = None  # started with the first SecGPT case: a worker of VanillaGPT cases needs none
         self.runner = CaseRunner({"VanillaGPT": VanillaGPTSystem(config.llm, emit=self.emit)}, oracle=config.oracle,
-                                 version=config.version, latency_s=config.latency_s)
+                                 version=config.version, latency=config.latency)
 
     def _secgpt(self, name: str) -> None:
         from evaluation.agentdojo.runner import SecGPTStrictSystem, SecGPTSystem

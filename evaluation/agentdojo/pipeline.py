@@ -21,13 +21,15 @@ from agentdojo.types import ChatAssistantMessage, ChatToolResultMessage, ChatUse
 from evaluation.agentdojo.ground_truth import worst_case_model
 from evaluation.agentdojo.runner import SuiteContext, System, describe_exception
 from evaluation.agentdojo.service import SuiteWorld
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 from helpers.utilities.environment import scratch_data_dir
 
 
 class SystemPipeline(BasePipelineElement):
-    def __init__(self, system: System, context: SuiteContext, oracle: bool, latency_s: float = 0.0) -> None:
+    def __init__(self, system: System, context: SuiteContext, oracle: bool,
+                 latency: LatencyModel = NO_LATENCY) -> None:
         self.name = system.name.lower()
-        self.system, self.context, self.oracle, self.latency_s = system, context, oracle, latency_s
+        self.system, self.context, self.oracle, self.latency = system, context, oracle, latency
         self.answer = ""
         self.error: dict | None = None
         self.trace: list = []
@@ -40,7 +42,7 @@ class SystemPipeline(BasePipelineElement):
         self.pre_environment, self.post_environment = env.model_copy(deep=True), env
         self.error, self.prompts = None, (0, 0)
         try:
-            model = worst_case_model(self.context.suite, env, latency_s=self.latency_s) if self.oracle else None
+            model = worst_case_model(self.context.suite, env, latency=self.latency) if self.oracle else None
             with scratch_data_dir("secgpt-agentdojo-"):  # no memory, grant or audit entry reaches the next case
                 reply = self.system.answer(query, self.context.catalogue, world, model)
             self.answer, self.error, self.prompts = reply.text, reply.error, reply.prompts

@@ -30,6 +30,7 @@ from evaluation.agentdojo.results import Case, SuiteResult, summarize
 from evaluation.agentdojo.service import SuiteWorld
 from evaluation.agentdojo.suite_apps import SuiteApps, load_suite_apps
 from helpers.llm.config import LLMConfig
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 from helpers.utilities.errors import ConfigError
 from helpers.utilities.session import Session
 
@@ -173,9 +174,9 @@ class CaseRunner:
     ``systems`` by name; ``oracle``: each run gets the worst-case model for its environment."""
 
     def __init__(self, systems: dict[str, System], *, oracle: bool = True, version: str = BENCHMARK_VERSION,
-                 apps_file: Path | None = None, latency_s: float = 0.0) -> None:
+                 apps_file: Path | None = None, latency: LatencyModel = NO_LATENCY) -> None:
         self.systems, self.oracle, self.version = systems, oracle, version
-        self.apps_file, self.latency_s = apps_file, latency_s
+        self.apps_file, self.latency = apps_file, latency
         self._suites: dict[str, SuiteContext] = {}
 
     def suite(self, name: str) -> SuiteContext:
@@ -201,7 +202,7 @@ class CaseRunner:
         injection = suite.injection_tasks[spec.injection_task] if spec.injection_task else None
         injections = context.attack.attack(task, injection) if injection else {}
         from evaluation.agentdojo.pipeline import SystemPipeline  # AgentDojo is imported only to run a case
-        pipeline = SystemPipeline(self.systems[spec.system], context, self.oracle, self.latency_s)
+        pipeline = SystemPipeline(self.systems[spec.system], context, self.oracle, self.latency)
         started = time.monotonic()
         try:
             utility, security = suite.run_task_with_pipeline(pipeline, task, injection, injections,

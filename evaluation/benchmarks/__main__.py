@@ -20,6 +20,7 @@ from pathlib import Path
 from evaluation.benchmarks import e2e, isolation, planning
 from evaluation.benchmarks.queries import QUERIES, QUICK
 from helpers.configs import paths
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 from helpers.sandbox.launcher import SpokeLauncher
 from helpers.utilities.errors import SecGPTError
 
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     latency = (min(args.latency_ms, 200) if args.quick else args.latency_ms) / 1000
     try:
         with SpokeLauncher() as launcher:
-            instant = e2e.run(queries, 0.0, launcher)
-            slow = e2e.run(queries, latency, launcher)
+            instant = e2e.run(queries, NO_LATENCY, launcher)
+            slow = e2e.run(queries, LatencyModel(fixed_s=latency), launcher)
             iso = isolation.run(launcher, starts=10 if args.quick else 40, round_trips=200 if args.quick else 2000,
                                 idle_counts=(1, 10) if args.quick else (1, 10, 50))
     except SecGPTError as exc:

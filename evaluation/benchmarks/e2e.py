@@ -13,6 +13,7 @@ from pathlib import Path
 from evaluation.benchmarks.queries import FUNCTIONALITIES, SCRIPT
 from evaluation.case_studies import case_world
 from helpers.llm.config import LLMConfig
+from helpers.llm.latency import LatencyModel
 from helpers.tools.google.local_api import LocalGoogleAccount
 from helpers.utilities.errors import SecGPTError
 from helpers.utilities.session import Session
@@ -31,7 +32,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
-def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
+def run(queries: list[tuple[str, str]], latency: LatencyModel, launcher) -> dict:
     from hub.hub import Hub
     from vanillagpt.vanillagpt import VanillaGPT
 
@@ -41,7 +42,7 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
                                                             "Your invoice", "Please pay by Friday.")
         script = data / "bench_script.json"
         script.write_text(json.dumps(SCRIPT))
-        llm = LLMConfig(provider="scripted", model="scripted", script=Path(script), latency_s=latency_s)
+        llm = LLMConfig(provider="scripted", model="scripted", script=Path(script), latency=latency)
         rows = []
         with Hub(llm, consent="all", launcher=launcher) as secgpt, VanillaGPT(llm) as vanilla, \
                 Hub(llm, user_id="strict", consent="all", launcher=launcher, isolation="strict") as strict:
@@ -66,7 +67,8 @@ def run(queries: list[tuple[str, str]], latency_s: float, launcher) -> dict:
     ratios = [r["ratio"] for r in rows]
     strict = [r["strict_ratio"] for r in rows]
     return {
-        "latency_ms": round(latency_s * 1000),
+        "latency_ms": round(latency.fixed_s * 1000), "latency": latency.as_dict(),
+        "latency_model": latency.describe(),
         "queries": rows,
         "e2e_ratio_p50": round(percentile(ratios, 0.5), 3),
         "e2e_ratio_p75": round(percentile(ratios, 0.75), 3),

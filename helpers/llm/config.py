@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from helpers.configs import paths
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 from helpers.llm.providers import require_installed, split_model
 from helpers.utilities.errors import ConfigError
 
@@ -50,7 +51,7 @@ class LLMConfig:
     timeout_s: float = 60.0
     max_retries: int = 3
     script: Path | None = None
-    latency_s: float = 0.0  # scripted only: simulated response time of a remote model
+    latency: LatencyModel = NO_LATENCY  # scripted only: simulated response time of a remote model
 
     def describe(self) -> str:
         if self.provider == "scripted":

@@ -23,7 +23,7 @@ from helpers.llm.scripted import Script, ScriptedChatModel
 
 def make_chat_model(config: LLMConfig) -> ChatModel:
     if config.provider == "scripted":
-        return ScriptedChatModel(script=Script.load(config.script), latency_s=config.latency_s)
+        return ScriptedChatModel(script=Script.load(config.script), latency=config.latency)
     provider = provider_named(config.provider)
     require_installed(provider)
     from langchain.chat_models import init_chat_model  # imported only where a real model is used

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from helpers.isc.messages import ChatMessage, ToolCall, ToolSpec
+from helpers.llm.latency import NO_LATENCY, LatencyModel
 from helpers.llm.offline import OfflineModel, last_user_index
 from helpers.utilities.errors import ConfigError
 
@@ -153,8 +154,8 @@ class _View:
 class ScriptedChatModel(OfflineModel):
     """The first rule whose conditions hold decides the reply; none: ``NO_RULE``."""
 
-    def __init__(self, script: Script, latency_s: float = 0.0) -> None:
-        super().__init__(latency_s)
+    def __init__(self, script: Script, latency: LatencyModel = NO_LATENCY) -> None:
+        super().__init__(latency)
         self.script = script
 
     def reply(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> ChatMessage:
