@@ -15,6 +15,7 @@ from pathlib import Path
 from helpers.configs import paths
 from helpers.configs.isolation import ISOLATION_MODES, IsolationMode
 from helpers.isc.messages import PlanStep
+from helpers.llm.agent import opening
 from helpers.llm.client import LLMClient
 from helpers.llm.config import LLMConfig
 from helpers.llm.interface import ChatModel, chat_history
@@ -26,6 +27,7 @@ from helpers.permission.prompt import ConsentMode, Decision, PermissionManager, 
 from helpers.permission.store import Category, PermissionStore
 from helpers.sandbox.http_broker import HttpBroker
 from helpers.sandbox.launcher import SpokeLauncher
+from helpers.templates import prompts
 from helpers.tools.retrieval import Retriever
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import ConfigError, LLMError, MemoryUnavailable
@@ -36,7 +38,8 @@ from hub.broker import SpokeBroker
 from hub.effects import SideEffects
 from hub.hub_operator import HubOperator
 from hub.planner import Planner
-from hub.policy import FaithfulPolicy
+from hub.policy import VANILLA, FaithfulPolicy
+from hub.prefetch import Prefetch
 from hub.strict_policy import StrictPolicy
 
 Emit = Callable[[str, str], None]
@@ -73,6 +76,7 @@ class Hub:
         # Where this session's part of the audit log starts: the day's log may hold earlier sessions.
         self._audit_start = self.audit.path.stat().st_size if self.audit.path else 0
         self._permission_log: list[PermissionRecord] = []
+        self._prefetched = 0
         # A launcher passed in is shared (e.g. by a benchmark) and stays running after close().
         self._owns_launcher = launcher is None
         self.launcher = launcher or SpokeLauncher()
@@ -125,7 +129,9 @@ class Hub:
         return SessionInfo(system="SecGPT", isolation=self.isolation, asks_permissions=True, plans=True)
 
     def stats(self) -> SessionStats:
-        return SessionStats(llm_calls=self.llm.calls, prompt_chars=self.llm.prompt_chars)
+        used = self.operator.prefetches_used if self.operator is not None else 0
+        return SessionStats(llm_calls=self.llm.calls, prompt_chars=self.llm.prompt_chars,
+                            prefetched=self._prefetched, prefetches_used=used)
 
     def permission_log(self) -> list[PermissionRecord]:
         return list(self._permission_log)
@@ -160,6 +166,8 @@ class Hub:
         try:
             history = chat_history(self._planner_history())
             candidates = self.retriever.candidates(query)
+            if not self.retriever.relevant(query):
+                self._prefetch_no_app_answer(query)
             plan = self.planner.plan(query, candidates, history)
             notes = [plan.note] if plan.note else []
             self.emit("plan", _describe(plan.steps))
@@ -186,6 +194,17 @@ class Hub:
         except (LLMError, MemoryUnavailable) as exc:
             self.operator.failed(exc)
             return self._answered(Answer(f"Sorry, {exc}.", notes=[str(exc)]))
+        finally:
+            self.operator.prefetch = None  # made for this query's request only
+
+    def _prefetch_no_app_answer(self, query: str) -> None:
+        """No installed app matches the query: start the vanilla spoke's call now, beside the planner's
+        (``hub.prefetch``). It holds what that spoke will send: its instructions, the hub's memory, the
+        query; no app's text."""
+        messages = opening(prompts.VANILLA_SPOKE, chat_history(self.memory.context(HUB_NAMESPACE)), query)
+        self.operator.prefetch = Prefetch(self.llm, VANILLA, messages)
+        self._prefetched += 1
+        self.emit("llm", "no installed app matches the request: its no-app answer is started beside the planner")
 
     def _answered(self, answer: Answer) -> Answer:
         answer.error = self.operator.failure

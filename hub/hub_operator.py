@@ -50,7 +50,7 @@ from helpers.isc.messages import (
     NoFunctionalityResponse,
     PlanStep,
 )
-from helpers.llm.client import LLMClient
+from helpers.llm.client import LLMClient, prompt_bytes
 from helpers.memory.extraction import summarizer
 from helpers.memory.store import MemoryStore
 from helpers.permission.prompt import PermissionManager
@@ -64,6 +64,7 @@ from hub.effects import SideEffects
 from hub.plan import group_steps, renumber
 from hub.plan_runner import run_plan
 from hub.policy import ROUTING, VANILLA, Allow, Decision, Deny, FaithfulPolicy, Policy, QueryContext, SpokeState
+from hub.prefetch import Prefetch
 
 Emit = Callable[[str, str], None]
 # LLM replies in a row whose every call of the spoke's own app was refused, before the last one is
@@ -91,6 +92,8 @@ class HubOperator:
         self.states: dict[str, SpokeState] = {}  # per spoke, for the query in progress
         self.policy = policy or FaithfulPolicy(importer.owner if importer else {}, SideEffects(importer))
         self.ctx = QueryContext(user)
+        self.prefetch: Prefetch | None = None  # a call started ahead for a spoke (hub.prefetch), this query only
+        self.prefetches_used = 0
         broker.handlers.update({"llm_request": self._serve_llm, "memory_request": self._serve_memory,
                                 "function_probe_request": self._serve_probe, "app_request": self._serve_app})
         broker.budgets.notify = lambda text: self.emit("budget", text)  # an overrun: one line for the user
@@ -238,7 +241,8 @@ class HubOperator:
         self.emit("llm", f"{handle.app.name} asks the LLM ({len(request.messages)} messages, "
                          f"{len(request.tools)} tools)")
         try:
-            reply = self.llm.complete(request.messages, request.tools, purpose=handle.app.name)
+            reply = self._prefetched(handle, request) or self.llm.complete(request.messages, request.tools,
+                                                                           purpose=handle.app.name)
         except LLMError as exc:
             self.failed(exc)  # whatever the spoke answers after this, the LLM failed
             return ErrorMessage(id=request.id, code="llm_error", message=str(exc))
@@ -256,6 +260,20 @@ class HubOperator:
                 self.failed(exc)
                 return ErrorMessage(id=request.id, code="llm_error", message=str(exc))
         return LLMResponse(id=request.id, message=self._check_own_calls(handle, reply)[0])
+
+    def _prefetched(self, handle: SpokeHandle, request: LLMRequest) -> ChatMessage | None:
+        """The reply to a call started ahead for exactly this request, if there is one; charged to the
+        spoke's budget now, as the call itself would have been."""
+        if self.prefetch is None:
+            return None
+        reply = self.prefetch.take(handle.app.name, request.messages, request.tools)
+        if reply is None:
+            return None
+        if self.llm.charge is not None:
+            self.llm.charge(prompt_bytes(request.messages, request.tools))
+        self.prefetches_used += 1
+        self.emit("llm", f"{handle.app.name}: the reply started beside the planner is used")
+        return reply
 
     def _check_own_calls(self, handle: SpokeHandle, reply: ChatMessage) -> tuple[ChatMessage, list]:
         """Each call the reply asks of the spoke's own app is put to the policy here, by the hub,

@@ -32,6 +32,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
+def prefetch_outcomes(rows: list[dict], system: str) -> dict:
+    """How the no-app answer started beside the planner fared: used, wasted (the plan had steps),
+    and missed (no app was used, but the retriever thought one might be, so nothing was started)."""
+    runs = [r[system] for r in rows]
+    started = sum(1 for r in runs if r["prefetched"])
+    wasted = sum(1 for r in runs if r["prefetched"] and not r["prefetch_used"])
+    missed = sum(1 for r in runs if r["route"] == "vanilla" and not r["prefetched"])
+    return {"queries": len(runs), "started": started, "used": started - wasted, "wasted": wasted, "missed": missed,
+            "misprediction_rate": round((wasted + missed) / len(runs), 3) if runs else 0.0}
+
+
 def run(queries: list[tuple[str, str]], latency: LatencyModel, launcher) -> dict:
     from hub.hub import Hub
     from vanillagpt.vanillagpt import VanillaGPT
@@ -60,7 +71,10 @@ def run(queries: list[tuple[str, str]], latency: LatencyModel, launcher) -> dict
                                           "a timing of it would measure the failure, so none is reported")
                     seconds, after = time.perf_counter() - started, session.stats()
                     row[name] = {"seconds": seconds, "llm_calls": after.llm_calls - before.llm_calls,
-                                 "prompt_chars": after.prompt_chars - before.prompt_chars, "answer": answer.text[:400]}
+                                 "prompt_chars": after.prompt_chars - before.prompt_chars, "answer": answer.text[:400],
+                                 "route": answer.route,
+                                 "prefetched": after.prefetched - before.prefetched,
+                                 "prefetch_used": after.prefetches_used - before.prefetches_used}
                 row["ratio"] = row["SecGPT"]["seconds"] / row["VanillaGPT"]["seconds"]
                 row["strict_ratio"] = row["SecGPT-strict"]["seconds"] / row["SecGPT"]["seconds"]
                 rows.append(row)
@@ -77,6 +91,7 @@ def run(queries: list[tuple[str, str]], latency: LatencyModel, launcher) -> dict
         "strict_vs_faithful_total": round(sum(r["SecGPT-strict"]["seconds"] for r in rows)
                                           / sum(r["SecGPT"]["seconds"] for r in rows), 3),
         "strict_vs_faithful_max": round(max(strict), 3),
+        "prefetch": {s: prefetch_outcomes(rows, s) for s in SYSTEMS if s != "VanillaGPT"},
         "llm_calls": {s: round(statistics.mean(r[s]["llm_calls"] for r in rows), 2) for s in SYSTEMS},
         "prompt_chars": {s: round(statistics.mean(r[s]["prompt_chars"] for r in rows)) for s in SYSTEMS},
     }

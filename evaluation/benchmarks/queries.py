@@ -45,6 +45,13 @@ def _convert(pattern: str) -> dict:
     return {"value": value, "from_unit": src, "to_unit": dst}
 
 
+# An answer of about a hundred tokens, as a chat model's reply to a small request is: what the tokens
+# latency model charges for it, on both systems alike.
+CHAT_ANSWER = ("Here you are. I kept it short, as you asked: one clear answer first, then a little context in "
+               "case it helps. If you would like a different tone, a longer version, or a few alternatives to "
+               "choose from, just say so and I will write them. I can also explain how I arrived at this, or "
+               "suggest related ideas you might enjoy. Is there anything else you would like me to help with?")
+
 SCRIPT = {"rules": [
     {"name": "memory", "when": {"query_contains": "Extract the facts about the user"}, "then": {"content": "{}"}},
     {"name": "summary", "when": {"query_contains": "Summarise this conversation"}, "then": {"content": "Chat."}},
@@ -97,7 +104,7 @@ SCRIPT = {"rules": [
     # strict mode: the hub asks the quarantined LLM for the value a step takes from an earlier result
     {"name": "extract: the whole result", "when": {"system_contains": "You extract one value"},
      "then": {"content": "{query}"}},
-    {"name": "chat", "when": {}, "then": {"content": "Here you are: a short, friendly answer."}},
+    {"name": "chat", "when": {}, "then": {"content": CHAT_ANSWER}},
 ]}
 
 FUNCTIONALITIES = {"installed_functionalities": ["metro_hail", "quick_ride"],

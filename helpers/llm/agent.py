@@ -1,4 +1,4 @@
-"""Runs in: zygote, spoke, vanillagpt.
+"""Runs in: hub, zygote, spoke, vanillagpt (the hub only builds the vanilla spoke's opening, to start its call early).
 
 A small tool-calling agent loop over any ``ChatModel``.
 
@@ -54,6 +54,11 @@ def local_tool(name: str, description: str, request_schema: dict, response_schem
     return AgentTool(ToolSpec(name=name, description=description, parameters=request_schema), run)
 
 
+def opening(system: str, history: list[ChatMessage], query: str) -> list[ChatMessage]:
+    """The conversation an agent starts from: its instructions, the history it was given, the query."""
+    return [ChatMessage(role="system", content=system), *history, ChatMessage(role="user", content=query)]
+
+
 def run_agent(model: ChatModel, system: str, history: list[ChatMessage], query: str,
               tools: list[AgentTool], max_steps: int = MAX_STEPS,
               unknown: Callable[[str], AgentTool] | None = None,
@@ -64,7 +69,7 @@ def run_agent(model: ChatModel, system: str, history: list[ChatMessage], query: 
     the model had made them, so its first turn can simply phrase the answer."""
     by_name = {t.spec.name: t for t in tools}
     specs = [t.spec for t in tools]
-    messages = [ChatMessage(role="system", content=system), *history, ChatMessage(role="user", content=query)]
+    messages = opening(system, history, query)
     calls: list[tuple[str, dict, str]] = list(done or [])
     if calls:
         ids = [f"planned_{i}" for i in range(len(calls))]

@@ -78,7 +78,8 @@ def latency_model(kind: str, fixed_ms: float = 0.0, ttft_ms: float | None = None
                   ms_per_token: float | None = None) -> LatencyModel:
     """From command-line values (milliseconds); a missing token figure takes its default."""
     return LatencyModel(kind=kind,  # type: ignore[arg-type]  # checked in __post_init__
-                        fixed_s=fixed_ms / 1000, ttft_s=TTFT_S if ttft_ms is None else ttft_ms / 1000,
+                        fixed_s=fixed_ms / 1000 if kind == "fixed" else 0.0,
+                        ttft_s=TTFT_S if ttft_ms is None else ttft_ms / 1000,
                         per_token_s=PER_TOKEN_S if ms_per_token is None else ms_per_token / 1000)
 
 

@@ -7,6 +7,11 @@ description, computed from an index built once. Functionalities named in the
 query are always kept. Up to ``LIST_ALL_UP_TO`` installed functionalities are all
 listed; with hundreds of apps installed the planner prompt stays the size of
 ``limit`` candidates.
+
+``relevant`` says whether any installed functionality might serve a query at all (one is
+named in it, or shares a word with it): when none does, the hub starts the no-app answer
+beside the planner (``hub.prefetch``). It errs towards "relevant": a wrong "relevant" only
+costs the time it saves, a wrong "not relevant" one LLM call.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ K1, B = 1.2, 0.75
 def tokens(text: str) -> list[str]:
     out = []
     for t in TOKEN.findall(text.lower().replace("_", " ")):
-        if t not in STOP:
+        if t not in STOP and len(t) > 1:  # a lone letter ("what's" -> "s") matches any text
             out.append(t[:-1] if len(t) > 3 and t.endswith("s") else t)  # crude plural folding
     return out
 
@@ -50,6 +55,14 @@ class Retriever:
             df.update(d.keys())
         n = len(self._docs)
         self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def relevant(self, query: str) -> bool:
+        """Whether some installed functionality is named in ``query`` or shares a word with it."""
+        lowered = query.lower()
+        if any(f.name.lower() in lowered or f.app.lower() in lowered for f in self.functionalities):
+            return True
+        terms = set(tokens(query))
+        return any(not terms.isdisjoint(doc) for doc in self._docs)
 
     def candidates(self, query: str, limit: int = DEFAULT_LIMIT) -> list[Functionality]:
         if len(self.functionalities) <= LIST_ALL_UP_TO:

@@ -53,6 +53,10 @@ class SessionStats:
     app's included (a benchmark subtracts two readings to get one query's share)."""
     llm_calls: int
     prompt_chars: int  # characters of every prompt sent (messages and tool descriptions)
+    # SecGPT: no-app answers started beside the planner (counted in llm_calls), and how many of them
+    # the query turned out to need (the rest were wasted calls: the plan had steps).
+    prefetched: int = 0
+    prefetches_used: int = 0
 
 
 @dataclass(frozen=True)
