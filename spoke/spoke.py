@@ -35,6 +35,7 @@ from helpers.isc.messages import (
     QueryRequest,
 )
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
+from helpers.sandbox.confine import Prepared, confine
 from helpers.utilities.errors import ProtocolError, SecGPTError
 from spoke.spoke_operator import SpokeOperator
 
@@ -42,7 +43,9 @@ from spoke.spoke_operator import SpokeOperator
 START_TIMEOUT = 60.0
 
 
-def run_spoke(fd: int, zygote_pid: int) -> int:
+def run_spoke(fd: int, zygote_pid: int, prepared: Prepared | None = None) -> int:
+    """The spoke program: ``prepared`` is this process's app-independent start, done while it
+    waited to be handed this socket (``helpers.sandbox.confine.prepare``)."""
     sock = socket.socket(fileno=fd)
     try:
         confinement = _expect(sock, ConfineRequest).confinement
@@ -50,8 +53,7 @@ def run_spoke(fd: int, zygote_pid: int) -> int:
         _try_send(sock, ErrorMessage(code="bad_message", message=f"spoke start: {exc}"[:2000]))
         return 73
     try:
-        from helpers.sandbox.confine import confine
-        report = confine(confinement, zygote_pid)
+        report = confine(confinement, zygote_pid, prepared)
         _drop_writable_import_paths(confinement.data_dir)
     except Exception as exc:  # noqa: BLE001 - report, then die: never run unconfined
         _try_send(sock, ErrorMessage(code="internal", message=f"sandbox setup failed: {exc}"[:2000]))

@@ -37,6 +37,7 @@ from helpers.isc.control import (
     Spawned,
     SpawnRequest,
     SpokeExited,
+    SpokePreparation,
     SpokeProfile,
     ZygoteReady,
     ZygoteStart,
@@ -54,6 +55,7 @@ _Control = TypeVar("_Control", Spawned, ZygoteReady)
 ZYGOTE_START_TIMEOUT = 120.0
 SPAWN_TIMEOUT = 30.0
 SEND_TIMEOUT = 5.0
+DEFAULT_POOL = 1  # children kept forked ahead: spokes start one at a time, and each hand-over forks the next
 USERNS_WARNING = (
     "WARNING: no unprivileged user namespaces (this system forbids them, e.g. by a sysctl or Ubuntu's "
     "AppArmor restriction, or they were turned off): spokes run WITHOUT a private mount view, network "
@@ -83,7 +85,7 @@ SPOKE_PROGRAM = SpokeProgram(
         "json", "asyncio", "threading", "contextlib", "io", "traceback", "base64",
         "pydantic", "jsonschema",
         "langchain_core.messages", "langchain_core.tools", "langchain_core.language_models",
-        "helpers.isc.channel", "helpers.sandbox.confine", "spoke.spoke", "spoke.tools",
+        "helpers.isc.channel", "helpers.sandbox.confine", "helpers.tools.app_module", "spoke.spoke", "spoke.tools",
         "spoke.hub_model",
         # the Google apps' client stack (pure Python; imported once here instead of in every spoke)
         "httplib2", "googleapiclient.discovery", "googleapiclient.errors", "google_auth_httplib2",
@@ -127,12 +129,14 @@ def describe_exit(exit: SpokeExited | None) -> str:
 
 class SpokeLauncher:
     def __init__(self, network_namespace: bool = True, user_namespaces: bool | None = None,
-                 program: SpokeProgram = SPOKE_PROGRAM) -> None:
+                 program: SpokeProgram = SPOKE_PROGRAM, pool: int = DEFAULT_POOL) -> None:
         """``user_namespaces``: for a hub that is not root, None probes whether the system allows
         them; False forces the fallback (Landlock, seccomp, rlimits only), to see what it leaves.
-        ``program``: what the zygote preloads and runs in each spoke."""
+        ``program``: what the zygote preloads and runs in each spoke. ``pool``: how many
+        children the zygote keeps forked ahead, prepared for any app (0: fork on each request)."""
         self.network_namespace = network_namespace
         self.program = program
+        self.pool = pool
         self.landlock_abi = landlock.abi_version()
         self.per_app_uids = os.geteuid() == 0  # root: each app's spoke runs as a uid of its own
         # Not root: build the same view in a user namespace, where the system allows it.
@@ -169,7 +173,8 @@ class SpokeLauncher:
             start_new_session=True)  # the terminal's Ctrl-C is for the hub, not for the zygote
         zygote_end.close()
         self._ctl = hub_end
-        hub_end.sendall(encode_frame(ZygoteStart(preload=list(self.program.preload)).model_dump_json().encode()))
+        start = ZygoteStart(preload=list(self.program.preload), preparation=self.preparation(), pool=self.pool)
+        hub_end.sendall(encode_frame(start.model_dump_json().encode()))
         try:
             self.zygote_ready = self._next_control(time.monotonic() + ZYGOTE_START_TIMEOUT, ZygoteReady)
         except TimeoutError as exc:
@@ -200,6 +205,13 @@ class SpokeLauncher:
         return self._zygote.pid if self._zygote else None
 
     # --- spokes -------------------------------------------------------------------------
+    def preparation(self) -> SpokePreparation:
+        """What each spoke does before it is told its app: the same for all of this launcher's
+        (``control.preparation_for`` of any confinement it makes)."""
+        user = not self.per_app_uids and self.user_namespaces
+        return SpokePreparation(user_namespace=user,
+                                network_namespace=(self.per_app_uids or user) and self.network_namespace)
+
     def confinement(self, policy: SpokePolicy, app_module: str) -> Confinement:
         # Same app, same places: same confinement (computing it walks the interpreter's layout).
         key = (policy.app, str(policy.data_dir), policy.limits.model_dump_json(), policy.extra_read_only,

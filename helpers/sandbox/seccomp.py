@@ -10,6 +10,12 @@ whatever a newer kernel adds; the few calls glibc probes and falls back from
 error; only a foreign-architecture call (i386/x32 ABI tricks) kills the process.
 TSYNC puts every thread of the spoke under the same filter.
 
+Building the filter is the slow part (a rule at a time through libseccomp, then its
+compilation to BPF); ``compile_filter`` does both and returns the program, which
+``install`` hands to the kernel with ``seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)``. A spoke
+forked ahead of time compiles the default filter while it waits for its app
+(``confine.prepare``); ``load`` does both at once.
+
 Every comparison on a 32-bit argument masks the upper 32 bits (``_arg32``): the
 kernel ignores them, so a plain 64-bit comparison would let ``value | 1 << 32``
 slip past a rule that names ``value``.
@@ -17,6 +23,7 @@ slip past a rule that names ``value``.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import socket
@@ -31,6 +38,15 @@ LOW32 = 0xFFFFFFFF
 # Calls newer than this libseccomp's tables. Numbers from 424 on are the same on every
 # architecture (the kernel's unified syscall table), so they are safe to name by number.
 UNIFIED_NUMBERS = {"statmount": 457, "listmount": 458, "setxattrat": 463, "removexattrat": 466}
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
+PR_SET_NO_NEW_PRIVS = 38
+BPF_INSTRUCTION = 8  # bytes of one struct sock_filter
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def _arg32(index: int, value: int) -> sc.Arg:
@@ -106,9 +122,47 @@ def _add(f: sc.SyscallFilter, action: int, name: str, *args: sc.Arg) -> None:
         raise SandboxError(f"seccomp rule for {name!r} could not be added: {exc}") from exc
 
 
-def load(exceptions: Iterable[str] = ()) -> None:
-    """Load the filter into this process (all threads). Irreversible."""
+class Program:
+    """A compiled filter, ready for the kernel (the ``sock_fprog`` built now, so that loading it
+    later is one system call)."""
+
+    def __init__(self, code: bytes) -> None:
+        if not code or len(code) % BPF_INSTRUCTION:
+            raise SandboxError(f"seccomp filter compiled to {len(code)} bytes, not a BPF program")
+        self.code = code
+        self._buffer = ctypes.create_string_buffer(code, len(code))
+        self.fprog = _SockFprog(len(code) // BPF_INSTRUCTION, ctypes.cast(self._buffer, ctypes.c_void_p))
+        self.syscall = ctypes.c_long(syscall_number("seccomp"))
+
+
+def compile_filter(own_pid: int, exceptions: Iterable[str] = ()) -> Program:
+    """The BPF program of ``build_filter(own_pid, exceptions)``, as libseccomp would load it."""
+    built = build_filter(own_pid, exceptions)
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
-        build_filter(os.getpid(), exceptions).load()
+        with open(fd, "rb", closefd=False) as sink:
+            built.export_bpf(sink)
+        code = os.pread(fd, os.fstat(fd).st_size, 0)
     except OSError as exc:
-        raise SandboxError(f"seccomp filter could not be loaded: {exc}") from exc
+        raise SandboxError(f"seccomp filter could not be compiled: {exc}") from exc
+    finally:
+        os.close(fd)
+    return Program(code)
+
+
+def install(program: Program) -> None:
+    """Load a compiled filter into this process and every thread of it (TSYNC). Irreversible."""
+    if _libc.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1), 0, 0, 0) != 0:
+        raise SandboxError(f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(ctypes.get_errno())}")
+    result = _libc.syscall(program.syscall, ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+                           ctypes.c_uint(SECCOMP_FILTER_FLAG_TSYNC), ctypes.byref(program.fprog))
+    if result < 0:
+        raise SandboxError(f"seccomp filter could not be loaded: {os.strerror(ctypes.get_errno())}")
+    if result > 0:  # TSYNC names the thread it could not bring under the filter
+        raise SandboxError(f"seccomp filter could not be applied to thread {result}")
+
+
+def load(exceptions: Iterable[str] = (), program: Program | None = None) -> None:
+    """Load the filter into this process (all threads): ``program`` if given (compiled for this
+    process with these exceptions), else one compiled now. Irreversible."""
+    install(program if program is not None else compile_filter(os.getpid(), exceptions))
