@@ -90,12 +90,13 @@ def _expect(sock: socket.socket, kind: type):
 
 def _drop_writable_import_paths(data_dir: str) -> None:
     """Import app code only from read-only places: never from the working directory (the
-    app's own data directory, where it can write a module that shadows another import)."""
+    app's own data directory, where it can write a module that shadows another import).
+    The directory listings the zygote cached were already dropped before the fork was handed
+    over (``zygote``), so the first import lists each directory afresh, in the spoke's view."""
     here = os.getcwd()
     writable = (os.path.abspath(data_dir), here)
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and not any(
         os.path.abspath(p) == w or os.path.abspath(p).startswith(w + os.sep) for w in writable)]
-    importlib.invalidate_caches()
 
 
 def _serve(channel: Channel, functionalities: dict, profile: SpokeProfile | None) -> int:

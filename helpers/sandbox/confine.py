@@ -96,8 +96,9 @@ class Prepared:
     error: str | None = None
 
 
-def prepare(preparation: SpokePreparation) -> Prepared:
-    """The app-independent steps, in ``confine``'s order; never raises (see ``Prepared.error``)."""
+def prepare(preparation: SpokePreparation, template: seccomp.Template | None = None) -> Prepared:
+    """The app-independent steps, in ``confine``'s order; never raises (see ``Prepared.error``).
+    ``template``: the default filter compiled once by the zygote (None: compile it here)."""
     prepared = Prepared(preparation=preparation, pid=os.getpid())
     try:
         prepared.namespaces = Namespaces()  # first: measured against the namespaces forked in
@@ -107,7 +108,10 @@ def prepare(preparation: SpokePreparation) -> Prepared:
             mounts.enter_user_namespace()
         if preparation.network_namespace:
             mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
-        prepared.program = seccomp.compile_filter(prepared.pid)
+        if template is not None and not template.exceptions:
+            prepared.program = template.for_pid(prepared.pid)
+        else:
+            prepared.program = seccomp.compile_filter(prepared.pid)
     except Exception as exc:  # noqa: BLE001 - told to the hub once it names the app, never run past
         prepared.error = f"{type(exc).__name__}: {exc}"
     return prepared

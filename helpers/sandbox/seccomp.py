@@ -12,9 +12,12 @@ TSYNC puts every thread of the spoke under the same filter.
 
 Building the filter is the slow part (a rule at a time through libseccomp, then its
 compilation to BPF); ``compile_filter`` does both and returns the program, which
-``install`` hands to the kernel with ``seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)``. A spoke
-forked ahead of time compiles the default filter while it waits for its app
-(``confine.prepare``); ``load`` does both at once.
+``install`` hands to the kernel with ``seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)``. The
+filter differs from one spoke to the next only by the spoke's pid (signals to itself only),
+so the zygote compiles it once as a ``Template`` (the default policy, no exceptions) and a
+spoke forked ahead writes its pid into its copy while it waits for its app
+(``confine.prepare``); an app with exceptions gets a filter compiled for it; ``load``
+compiles and installs at once.
 
 Every comparison on a 32-bit argument masks the upper 32 bits (``_arg32``): the
 kernel ignores them, so a plain 64-bit comparison would let ``value | 1 << 32``
@@ -27,6 +30,7 @@ import ctypes
 import errno
 import os
 import socket
+import struct
 from collections.abc import Iterable
 
 import pyseccomp as sc
@@ -40,7 +44,10 @@ LOW32 = 0xFFFFFFFF
 UNIFIED_NUMBERS = {"statmount": 457, "listmount": 458, "setxattrat": 463, "removexattrat": 466}
 SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
 PR_SET_NO_NEW_PRIVS = 38
-BPF_INSTRUCTION = 8  # bytes of one struct sock_filter
+INSTRUCTION = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
+BPF_INSTRUCTION = INSTRUCTION.size
+# Two made-up pids, above any real one (pid_max is at most 2**22), to find where a filter uses its pid.
+PID_PROBES = (0x7EAD0001, 0x7EAD0002)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
@@ -148,6 +155,36 @@ def compile_filter(own_pid: int, exceptions: Iterable[str] = ()) -> Program:
     finally:
         os.close(fd)
     return Program(code)
+
+
+class Template:
+    """The filter for ``exceptions``, compiled once for any pid: the program compiled for a
+    made-up pid, and the instructions that hold it (found by compiling for a second one: they
+    are the only instructions that differ, only in their constant). ``for_pid`` writes a real
+    pid there; the result is the program ``compile_filter`` would give for that pid."""
+
+    def __init__(self, exceptions: Iterable[str] = ()) -> None:
+        self.exceptions = frozenset(exceptions)
+        first, second = (compile_filter(pid, self.exceptions).code for pid in PID_PROBES)
+        if len(first) != len(second):
+            raise SandboxError("seccomp: the filter's shape depends on the pid; no template")
+        self.slots: list[int] = []
+        for offset in range(0, len(first), BPF_INSTRUCTION):
+            a, b = INSTRUCTION.unpack_from(first, offset), INSTRUCTION.unpack_from(second, offset)
+            if a == b:
+                continue
+            if a[:3] != b[:3] or (a[3], b[3]) != PID_PROBES:
+                raise SandboxError(f"seccomp: instruction {offset // BPF_INSTRUCTION} differs beyond the pid")
+            self.slots.append(offset)
+        if not self.slots:
+            raise SandboxError("seccomp: the filter holds no pid; no template")
+        self.code = first
+
+    def for_pid(self, pid: int) -> Program:
+        code = bytearray(self.code)
+        for offset in self.slots:
+            INSTRUCTION.pack_into(code, offset, *INSTRUCTION.unpack_from(code, offset)[:3], pid & LOW32)
+        return Program(bytes(code))
 
 
 def install(program: Program) -> None:

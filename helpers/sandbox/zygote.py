@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from helpers.isc import spoke_start
 from helpers.isc.control import (
     CONTROL_ADAPTER,
     CONTROL_FD,
@@ -51,7 +52,8 @@ from helpers.isc.control import (
     ZygoteStart,
 )
 from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
-from helpers.sandbox import confine
+from helpers.sandbox import confine, seccomp
+from helpers.utilities.errors import SandboxError
 
 SPOKE_FD = 3    # in a spoke, its channel to the hub
 MAX_ENTRY = 1024  # bytes of a hand-over message (the entry, ``module:function``)
@@ -76,12 +78,16 @@ def main() -> None:
     started = time.perf_counter()
     for name in start.preload:
         importlib.import_module(name)
+    try:  # every spoke's default filter, but for its pid (app-independent: no exceptions)
+        template: seccomp.Template | None = seccomp.Template()
+    except SandboxError:  # a libseccomp that lays the filter out otherwise: each spoke compiles its own
+        template = None
     # Move everything imported so far out of the collector's reach: spokes then share these
     # pages with the zygote instead of copying them when the collector touches them.
     gc.collect()
     gc.freeze()
     _send(ctl, ZygoteReady(pid=os.getpid(), preload_ms=(time.perf_counter() - started) * 1000))
-    _serve(ctl, decoder, start)
+    _serve(ctl, decoder, start, template)
 
 
 def _first_message(ctl: socket.socket, decoder: FrameDecoder) -> ZygoteStart:
@@ -113,7 +119,7 @@ class _Waiting:
     handoff: socket.socket
 
 
-def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart) -> None:
+def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart, template: seccomp.Template | None) -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -122,7 +128,7 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart) -> Non
     pool: deque[_Waiting] = deque()
 
     def fork() -> _Waiting:
-        return _fork_ahead(ctl, (wake_r, wake_w), start.preparation)
+        return _fork_ahead(ctl, (wake_r, wake_w), start.preparation, template)
 
     _refill(pool, start.pool, fork)
     while True:
@@ -196,12 +202,13 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _fork_ahead(ctl: socket.socket, wake: tuple[int, int], preparation: SpokePreparation) -> _Waiting:
+def _fork_ahead(ctl: socket.socket, wake: tuple[int, int], preparation: SpokePreparation,
+                template: seccomp.Template | None) -> _Waiting:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:
         ours.close()
-        _wait_to_become_spoke(ctl, wake, theirs, preparation)
+        _wait_to_become_spoke(ctl, wake, theirs, preparation, template)
     theirs.close()
     return _Waiting(pid=pid, handoff=ours)
 
@@ -227,7 +234,7 @@ def _reap(ctl: socket.socket, spokes: set[int], pool: deque[_Waiting]) -> None:
 
 
 def _wait_to_become_spoke(ctl: socket.socket, wake: tuple[int, int], handoff: socket.socket,
-                          preparation: SpokePreparation) -> None:
+                          preparation: SpokePreparation, template: seccomp.Template | None) -> None:
     """In the forked child: drop every descriptor of the zygote's, prepare, wait for the one
     hand-over, then run the spoke program it names (``module:function``, called with the
     channel's fd, the zygote's pid and the preparation); never returns."""
@@ -243,7 +250,12 @@ def _wait_to_become_spoke(ctl: socket.socket, wake: tuple[int, int], handoff: so
         keep = handoff.fileno()
         os.closerange(SPOKE_FD + 1, keep)  # the wake pipe, other children's hand-over sockets, ...
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
-        prepared = confine.prepare(preparation)
+        prepared = confine.prepare(preparation, template)
+        # Forget the directory listings the zygote cached for imports (a module written since
+        # in the same clock tick would look absent): re-read on first use, which in a spoke is
+        # the app's import, in its own mount view. Nothing is imported in between.
+        importlib.invalidate_caches()
+        spoke_start.rehearse()
         entry, fds, _, _ = socket.recv_fds(handoff, MAX_ENTRY, 1)
         handoff.close()  # read once: nothing can hand this child a second app
         if not fds:  # the zygote is gone (or sent nothing to run): nothing to become
