@@ -57,6 +57,8 @@ from helpers.utilities.errors import SandboxError
 
 SPOKE_FD = 3    # in a spoke, its channel to the hub
 MAX_ENTRY = 1024  # bytes of a hand-over message (the entry, ``module:function``)
+TAKEN = b"\x01"   # a child's answer to its hand-over: it holds the spoke's socket now
+TAKE_TIMEOUT = 5.0
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -179,20 +181,23 @@ def _refill(pool: deque[_Waiting], size: int, fork: Callable[[], _Waiting]) -> N
 
 def _hand_over(pool: deque[_Waiting], fork: Callable[[], _Waiting], entry: str, spoke_fd: int) -> int:
     """Give the spoke's socket and entry to a waiting child (the oldest; one forked now if none
-    is waiting); its pid. A child that died waiting is passed over; one forked now that cannot
-    take it is named all the same: the hub then finds its socket closed."""
+    is waiting); its pid, once it says it took them. A child that died waiting (before or while
+    it was handed them: the socket in flight is then released with its own) is passed over; one
+    forked now that does not take it is named all the same: the hub then finds its socket closed."""
     while True:
         waiting = pool.popleft() if pool else None
         child = waiting or fork()
         try:
             socket.send_fds(child.handoff, [entry.encode()], [spoke_fd])
-            return child.pid
-        except OSError:
-            if waiting is None:
+            if select.select([child.handoff], [], [], TAKE_TIMEOUT)[0] and child.handoff.recv(1) == TAKEN:
                 return child.pid
-            _kill(child.pid)  # in case it is alive but not reading: it is no longer in the pool
+        except OSError:
+            pass
         finally:
             child.handoff.close()
+        if waiting is None:
+            return child.pid
+        _kill(child.pid)  # in case it is alive but stuck: it is no longer in the pool
 
 
 def _kill(pid: int) -> None:
@@ -257,10 +262,11 @@ def _wait_to_become_spoke(ctl: socket.socket, wake: tuple[int, int], handoff: so
         importlib.invalidate_caches()
         spoke_start.rehearse()
         entry, fds, _, _ = socket.recv_fds(handoff, MAX_ENTRY, 1)
-        handoff.close()  # read once: nothing can hand this child a second app
         if not fds:  # the zygote is gone (or sent nothing to run): nothing to become
             code = 0
             return
+        handoff.send(TAKEN)
+        handoff.close()  # read once: nothing can hand this child a second app
         os.dup2(fds[0], SPOKE_FD)
         os.close(fds[0])
         module, _, function = entry.decode().partition(":")
