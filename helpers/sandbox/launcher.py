@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -104,6 +105,9 @@ class SpokeProcess:
     confined: SpokeConfined | None = None
     exit: SpokeExited | None = None
     started_at: float = field(default_factory=time.monotonic)
+    # How long its start took, in ms from the spawn call: "spawned" (the zygote named its pid),
+    # "confined" (its report received and checked), "ready" (its app module loaded).
+    start_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def sandbox(self) -> SandboxReport | None:
@@ -253,6 +257,7 @@ class SpokeLauncher:
         """Start a confined spoke for ``policy.app`` and wait until it reports ready."""
         if self._ctl is None:
             raise SandboxError("the spoke launcher is not started")
+        began = time.perf_counter()
         self._prepare_data_dir(policy)
         spec = self.confinement(policy, app_module)
         hub_end, spoke_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -275,8 +280,11 @@ class SpokeLauncher:
             hub_end.close()
             raise SpokeError(f"spoke for {policy.app} exited at once ({exc.strerror})") from exc
         spoke = SpokeProcess(app=policy.app, pid=spawned.pid, pidfd=pidfd, channel=Channel(hub_end))
+        spoke.start_ms["spawned"] = (time.perf_counter() - began) * 1000
         try:
-            spoke.confined = self._start(hub_end, spec, profile, time.monotonic() + SPAWN_TIMEOUT)
+            spoke.confined = self._start(hub_end, spec, profile, time.monotonic() + SPAWN_TIMEOUT,
+                                         lambda phase: spoke.start_ms.setdefault(
+                                             phase, (time.perf_counter() - began) * 1000))
         except (EOFError, TimeoutError, OSError, ProtocolError, SpokeError) as exc:
             self.kill(spoke)
             detail = describe_exit(self.wait_exit(spoke)) if isinstance(exc, EOFError) else str(exc)
@@ -284,18 +292,21 @@ class SpokeLauncher:
         return spoke
 
     def _start(self, sock: socket.socket, spec: Confinement, profile: SpokeProfile | None,
-               deadline: float) -> SpokeConfined:
-        """The hub's half of ``spoke_start``; returns the report the hub keeps."""
+               deadline: float, reached: Callable[[str], object] = lambda phase: None) -> SpokeConfined:
+        """The hub's half of ``spoke_start``; returns the report the hub keeps. ``reached`` is
+        told each phase done ("confined", "ready")."""
         confined = self._expect(spoke_start.recv(sock, deadline), SpokeConfined)
         if confined.app != spec.app:
             raise SpokeError(f"it reported for app {confined.app!r}, not {spec.app!r}")
         if (mismatch := spoke_start.report_mismatch(spec, confined.sandbox, self.landlock_abi)) is not None:
             raise SpokeError(f"its sandbox differs from the one decided: {mismatch}")
+        reached("confined")
         spoke_start.send(sock, LoadRequest(profile=profile))
         # From here on the app's code has run in the spoke: what it says is the app's word.
         ready = self._expect(spoke_start.recv(sock, deadline), SpokeReady)
         if ready.app != spec.app:
             raise SpokeError(f"it reported ready as app {ready.app!r}, not {spec.app!r}")
+        reached("ready")
         return confined
 
     @staticmethod

@@ -253,14 +253,16 @@ def _wait_to_become_spoke(ctl: socket.socket, wake: tuple[int, int], handoff: so
         for fd in (0, 1, 2, SPOKE_FD):
             os.dup2(null, fd)
         keep = handoff.fileno()
+        if keep <= SPOKE_FD:
+            raise RuntimeError("zygote: a hand-over socket below the spoke's channel")
         os.closerange(SPOKE_FD + 1, keep)  # the wake pipe, other children's hand-over sockets, ...
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
         prepared = confine.prepare(preparation, template)
+        spoke_start.rehearse()
         # Forget the directory listings the zygote cached for imports (a module written since
         # in the same clock tick would look absent): re-read on first use, which in a spoke is
-        # the app's import, in its own mount view. Nothing is imported in between.
+        # the app's import, in its own mount view (its start code is all loaded already).
         importlib.invalidate_caches()
-        spoke_start.rehearse()
         entry, fds, _, _ = socket.recv_fds(handoff, MAX_ENTRY, 1)
         if not fds:  # the zygote is gone (or sent nothing to run): nothing to become
             code = 0
