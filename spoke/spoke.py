@@ -35,6 +35,7 @@ from helpers.isc.messages import (
     QueryRequest,
 )
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
+from helpers.sandbox.confine import Prepared, confine
 from helpers.utilities.errors import ProtocolError, SecGPTError
 from spoke.spoke_operator import SpokeOperator
 
@@ -42,7 +43,9 @@ from spoke.spoke_operator import SpokeOperator
 START_TIMEOUT = 60.0
 
 
-def run_spoke(fd: int, zygote_pid: int) -> int:
+def run_spoke(fd: int, zygote_pid: int, prepared: Prepared | None = None) -> int:
+    """The spoke program: ``prepared`` is this process's app-independent start, done while it
+    waited to be handed this socket (``helpers.sandbox.confine.prepare``)."""
     sock = socket.socket(fileno=fd)
     try:
         confinement = _expect(sock, ConfineRequest).confinement
@@ -50,8 +53,7 @@ def run_spoke(fd: int, zygote_pid: int) -> int:
         _try_send(sock, ErrorMessage(code="bad_message", message=f"spoke start: {exc}"[:2000]))
         return 73
     try:
-        from helpers.sandbox.confine import confine
-        report = confine(confinement, zygote_pid)
+        report = confine(confinement, zygote_pid, prepared)
         _drop_writable_import_paths(confinement.data_dir)
     except Exception as exc:  # noqa: BLE001 - report, then die: never run unconfined
         _try_send(sock, ErrorMessage(code="internal", message=f"sandbox setup failed: {exc}"[:2000]))
@@ -88,12 +90,13 @@ def _expect(sock: socket.socket, kind: type):
 
 def _drop_writable_import_paths(data_dir: str) -> None:
     """Import app code only from read-only places: never from the working directory (the
-    app's own data directory, where it can write a module that shadows another import)."""
+    app's own data directory, where it can write a module that shadows another import).
+    The directory listings the zygote cached were already dropped before the fork was handed
+    over (``zygote``), so the first import lists each directory afresh, in the spoke's view."""
     here = os.getcwd()
     writable = (os.path.abspath(data_dir), here)
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and not any(
         os.path.abspath(p) == w or os.path.abspath(p).startswith(w + os.sep) for w in writable)]
-    importlib.invalidate_caches()
 
 
 def _serve(channel: Channel, functionalities: dict, profile: SpokeProfile | None) -> int:

@@ -102,3 +102,54 @@ def write_code_app(base: Path, name: str, functionality: str = "run_code", modul
             "properties": {"request": {"type": "object", "properties": {"code": {"type": "string"}},
                                        "required": ["code"]},
                            "response": {"type": "object"}}}}}))
+
+
+def report_handed(fd: int, zygote_pid: int, prepared: object) -> int:
+    """A spoke program for tests (``tests.sandbox_helpers:report_handed``): writes on its channel
+    what each of its descriptors is, then waits until the other end closes."""
+    held = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            held[name] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+    os.write(fd, json.dumps({"pid": os.getpid(), "fds": held}).encode())
+    os.read(fd, 1)
+    return 0
+
+
+def children_of(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid``."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+def blocked_in(pid: int) -> int | None:
+    """The system call ``pid`` is blocked in (None: running, gone, or not ours to read)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            first = f.read().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(first) if first.isdigit() else None
+
+
+def descriptors(pid: int) -> dict[int, str]:
+    """What each open descriptor of ``pid`` is (``readlink`` of /proc/PID/fd/N)."""
+    held = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            held[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+    return held

@@ -46,6 +46,22 @@ class Confinement(_Ctl):
     seccomp_exceptions: list[str] = []  # per-app, from the manifest; names in policy.POLICY_EXCEPTIONS
 
 
+class SpokePreparation(_Ctl):
+    """What every spoke of one launcher does to itself before it is told its app: the same for
+    all apps, so a spoke may do it while it waits, forked ahead of time (``confine.prepare``).
+    A confinement asks for exactly this (``preparation_for``), or the spoke refuses it."""
+
+    user_namespace: bool  # enter a user namespace mapped to the hub user's own uid (hub not root)
+    network_namespace: bool  # unshare private, empty network and IPC namespaces
+
+
+def preparation_for(confinement: Confinement) -> SpokePreparation:
+    """The app-independent part of ``confinement``: what ``confine`` does before the mount view."""
+    user = confinement.uid is None and confinement.user_namespace
+    return SpokePreparation(user_namespace=user,
+                            network_namespace=(confinement.uid is not None or user) and confinement.network_namespace)
+
+
 class FunctionalityProfile(_Ctl):
     name: Name
     description: str
@@ -78,6 +94,10 @@ class ZygoteStart(_Ctl):
 
     type: Literal["zygote_start"] = "zygote_start"
     preload: list[ModuleName]
+    # Each spoke's app-independent start (the fork, the namespaces, the default seccomp
+    # program), done by ``pool`` children kept forked ahead, waiting to be handed a spawn request.
+    preparation: SpokePreparation
+    pool: int = Field(default=1, ge=0, le=8)
 
 
 class SpawnRequest(_Ctl):

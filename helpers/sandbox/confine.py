@@ -2,6 +2,13 @@
 
 Confine the current process (a freshly forked spoke) by a ``Confinement``.
 
+In two parts. ``prepare`` does what is the same for every app of the launcher
+(``SpokePreparation``): the handle the namespaces are measured through, the user, network
+and IPC namespaces, the default seccomp program compiled for this pid. The zygote runs it in
+children forked ahead of time, before any app is named. ``confine`` does the rest once the
+hub has named the app, and first checks that the preparation is the one its confinement
+implies (a spoke prepared otherwise refuses). Nothing app-specific is decided in ``prepare``.
+
 Order matters: the mount view needs root (or a user namespace of its own);
 rlimits are set while raising is still possible for nobody else; the identity is dropped before Landlock and seccomp
 (which forbid changing it); seccomp comes last because it forbids the calls
@@ -22,8 +29,9 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+from dataclasses import dataclass
 
-from helpers.isc.control import Confinement
+from helpers.isc.control import Confinement, SpokePreparation, preparation_for
 from helpers.isc.messages import SandboxReport
 from helpers.sandbox import landlock, mounts, seccomp
 from helpers.sandbox.policy import CPU_HARD_GRACE_S, SPOKE_USER_NPROC
@@ -76,13 +84,58 @@ class Namespaces:
         os.close(self._dir)  # app code must find no handle on /proc
 
 
-def confine(spec: Confinement, parent_pid: int) -> SandboxReport:
-    namespaces = Namespaces()
+@dataclass
+class Prepared:
+    """A spoke's app-independent start, done (``prepare``); ``error``: what failed, reported
+    by ``confine`` once the app is named (a child waiting in the pool does not die of it)."""
+
+    preparation: SpokePreparation
+    pid: int
+    namespaces: Namespaces | None = None
+    program: seccomp.Program | None = None  # the filter without exceptions, compiled for ``pid``
+    error: str | None = None
+
+
+def prepare(preparation: SpokePreparation, template: seccomp.Template | None = None) -> Prepared:
+    """The app-independent steps, in ``confine``'s order; never raises (see ``Prepared.error``).
+    ``template``: the default filter compiled once by the zygote (None: compile it here)."""
+    prepared = Prepared(preparation=preparation, pid=os.getpid())
     try:
-        abi = _apply(spec, parent_pid)
-        changed = namespaces.changed()  # after seccomp: what the app's code will run in
+        prepared.namespaces = Namespaces()  # first: measured against the namespaces forked in
+        if preparation.user_namespace:
+            # Hub not root: the same view and namespaces, built as root of a new user namespace
+            # mapped to the user's own uid; its capabilities are dropped as soon as the view stands.
+            mounts.enter_user_namespace()
+        if preparation.network_namespace:
+            mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
+        if template is not None and not template.exceptions:
+            prepared.program = template.for_pid(prepared.pid)
+        else:
+            prepared.program = seccomp.compile_filter(prepared.pid)
+    except Exception as exc:  # noqa: BLE001 - told to the hub once it names the app, never run past
+        prepared.error = f"{type(exc).__name__}: {exc}"
+    return prepared
+
+
+def confine(spec: Confinement, parent_pid: int, prepared: Prepared | None = None) -> SandboxReport:
+    """Apply ``spec`` to this process, after ``prepared`` (this process's own ``prepare``; None:
+    prepare now). Returns the report measured once every layer is in place."""
+    if prepared is None:
+        prepared = prepare(preparation_for(spec))
+    try:
+        if prepared.error is not None:
+            raise SandboxError(f"the spoke's preparation failed: {prepared.error}")
+        if prepared.pid != os.getpid() or prepared.namespaces is None:
+            raise SandboxError("the spoke's preparation was made by another process")
+        if prepared.preparation != preparation_for(spec):
+            raise SandboxError(f"the spoke was prepared for {prepared.preparation!r}, "
+                               f"its confinement asks for {preparation_for(spec)!r}")
+        program = prepared.program if not spec.seccomp_exceptions else None
+        abi = _apply(spec, parent_pid, program)
+        changed = prepared.namespaces.changed()  # after seccomp: what the app's code will run in
     finally:
-        namespaces.close()
+        if prepared.namespaces is not None:
+            prepared.namespaces.close()
     return SandboxReport(
         uid=os.getuid(), gid=os.getgid(),
         rlimits={name: resource.getrlimit(getattr(resource, name))[0] for name in spec.rlimits},
@@ -91,18 +144,11 @@ def confine(spec: Confinement, parent_pid: int) -> SandboxReport:
         seccomp_exceptions=list(spec.seccomp_exceptions))
 
 
-def _apply(spec: Confinement, parent_pid: int) -> int:
-    """Every layer, in order; returns the Landlock ABI enforced (0: none)."""
+def _apply(spec: Confinement, parent_pid: int, program: seccomp.Program | None) -> int:
+    """Every app-specific layer, in order; returns the Landlock ABI enforced (0: none)."""
     if spec.uid is not None:
-        if spec.network_namespace:
-            mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
         mounts.build_view(spec.read_only, spec.read_write, spec.masked, spec.uid, spec.gid or spec.uid)
     elif spec.user_namespace:
-        # Hub not root: the same view and namespaces, built as root of a new user namespace
-        # mapped to the user's own uid; its capabilities are dropped as soon as the view stands.
-        mounts.enter_user_namespace()
-        if spec.network_namespace:
-            mounts.unshare(mounts.CLONE_NEWNET | mounts.CLONE_NEWIPC)
         mounts.build_view(spec.read_only, spec.read_write, spec.masked, os.getuid(), os.getgid())
         mounts.drop_capabilities()
 
@@ -130,5 +176,5 @@ def _apply(spec: Confinement, parent_pid: int) -> int:
     os.chdir(spec.data_dir)
 
     abi = landlock.restrict(spec.read_only, spec.read_write)  # its result: the ABI the kernel enforces
-    seccomp.load(spec.seccomp_exceptions)
+    seccomp.load(spec.seccomp_exceptions, program)
     return abi

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from helpers.isc.control import (
     Spawned,
     SpawnRequest,
     SpokeExited,
+    SpokePreparation,
     SpokeProfile,
     ZygoteReady,
     ZygoteStart,
@@ -54,6 +56,7 @@ _Control = TypeVar("_Control", Spawned, ZygoteReady)
 ZYGOTE_START_TIMEOUT = 120.0
 SPAWN_TIMEOUT = 30.0
 SEND_TIMEOUT = 5.0
+DEFAULT_POOL = 1  # children kept forked ahead: spokes start one at a time, and each hand-over forks the next
 USERNS_WARNING = (
     "WARNING: no unprivileged user namespaces (this system forbids them, e.g. by a sysctl or Ubuntu's "
     "AppArmor restriction, or they were turned off): spokes run WITHOUT a private mount view, network "
@@ -83,7 +86,7 @@ SPOKE_PROGRAM = SpokeProgram(
         "json", "asyncio", "threading", "contextlib", "io", "traceback", "base64",
         "pydantic", "jsonschema",
         "langchain_core.messages", "langchain_core.tools", "langchain_core.language_models",
-        "helpers.isc.channel", "helpers.sandbox.confine", "spoke.spoke", "spoke.tools",
+        "helpers.isc.channel", "helpers.sandbox.confine", "helpers.tools.app_module", "spoke.spoke", "spoke.tools",
         "spoke.hub_model",
         # the Google apps' client stack (pure Python; imported once here instead of in every spoke)
         "httplib2", "googleapiclient.discovery", "googleapiclient.errors", "google_auth_httplib2",
@@ -102,6 +105,9 @@ class SpokeProcess:
     confined: SpokeConfined | None = None
     exit: SpokeExited | None = None
     started_at: float = field(default_factory=time.monotonic)
+    # How long its start took, in ms from the spawn call: "spawned" (the zygote named its pid),
+    # "confined" (its report received and checked), "ready" (its app module loaded).
+    start_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def sandbox(self) -> SandboxReport | None:
@@ -127,12 +133,14 @@ def describe_exit(exit: SpokeExited | None) -> str:
 
 class SpokeLauncher:
     def __init__(self, network_namespace: bool = True, user_namespaces: bool | None = None,
-                 program: SpokeProgram = SPOKE_PROGRAM) -> None:
+                 program: SpokeProgram = SPOKE_PROGRAM, pool: int = DEFAULT_POOL) -> None:
         """``user_namespaces``: for a hub that is not root, None probes whether the system allows
         them; False forces the fallback (Landlock, seccomp, rlimits only), to see what it leaves.
-        ``program``: what the zygote preloads and runs in each spoke."""
+        ``program``: what the zygote preloads and runs in each spoke. ``pool``: how many
+        children the zygote keeps forked ahead, prepared for any app (0: fork on each request)."""
         self.network_namespace = network_namespace
         self.program = program
+        self.pool = pool
         self.landlock_abi = landlock.abi_version()
         self.per_app_uids = os.geteuid() == 0  # root: each app's spoke runs as a uid of its own
         # Not root: build the same view in a user namespace, where the system allows it.
@@ -169,7 +177,8 @@ class SpokeLauncher:
             start_new_session=True)  # the terminal's Ctrl-C is for the hub, not for the zygote
         zygote_end.close()
         self._ctl = hub_end
-        hub_end.sendall(encode_frame(ZygoteStart(preload=list(self.program.preload)).model_dump_json().encode()))
+        start = ZygoteStart(preload=list(self.program.preload), preparation=self.preparation(), pool=self.pool)
+        hub_end.sendall(encode_frame(start.model_dump_json().encode()))
         try:
             self.zygote_ready = self._next_control(time.monotonic() + ZYGOTE_START_TIMEOUT, ZygoteReady)
         except TimeoutError as exc:
@@ -200,6 +209,13 @@ class SpokeLauncher:
         return self._zygote.pid if self._zygote else None
 
     # --- spokes -------------------------------------------------------------------------
+    def preparation(self) -> SpokePreparation:
+        """What each spoke does before it is told its app: the same for all of this launcher's
+        (``control.preparation_for`` of any confinement it makes)."""
+        user = not self.per_app_uids and self.user_namespaces
+        return SpokePreparation(user_namespace=user,
+                                network_namespace=(self.per_app_uids or user) and self.network_namespace)
+
     def confinement(self, policy: SpokePolicy, app_module: str) -> Confinement:
         # Same app, same places: same confinement (computing it walks the interpreter's layout).
         key = (policy.app, str(policy.data_dir), policy.limits.model_dump_json(), policy.extra_read_only,
@@ -241,6 +257,7 @@ class SpokeLauncher:
         """Start a confined spoke for ``policy.app`` and wait until it reports ready."""
         if self._ctl is None:
             raise SandboxError("the spoke launcher is not started")
+        began = time.perf_counter()
         self._prepare_data_dir(policy)
         spec = self.confinement(policy, app_module)
         hub_end, spoke_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -263,8 +280,11 @@ class SpokeLauncher:
             hub_end.close()
             raise SpokeError(f"spoke for {policy.app} exited at once ({exc.strerror})") from exc
         spoke = SpokeProcess(app=policy.app, pid=spawned.pid, pidfd=pidfd, channel=Channel(hub_end))
+        spoke.start_ms["spawned"] = (time.perf_counter() - began) * 1000
         try:
-            spoke.confined = self._start(hub_end, spec, profile, time.monotonic() + SPAWN_TIMEOUT)
+            spoke.confined = self._start(hub_end, spec, profile, time.monotonic() + SPAWN_TIMEOUT,
+                                         lambda phase: spoke.start_ms.setdefault(
+                                             phase, (time.perf_counter() - began) * 1000))
         except (EOFError, TimeoutError, OSError, ProtocolError, SpokeError) as exc:
             self.kill(spoke)
             detail = describe_exit(self.wait_exit(spoke)) if isinstance(exc, EOFError) else str(exc)
@@ -272,18 +292,21 @@ class SpokeLauncher:
         return spoke
 
     def _start(self, sock: socket.socket, spec: Confinement, profile: SpokeProfile | None,
-               deadline: float) -> SpokeConfined:
-        """The hub's half of ``spoke_start``; returns the report the hub keeps."""
+               deadline: float, reached: Callable[[str], object] = lambda phase: None) -> SpokeConfined:
+        """The hub's half of ``spoke_start``; returns the report the hub keeps. ``reached`` is
+        told each phase done ("confined", "ready")."""
         confined = self._expect(spoke_start.recv(sock, deadline), SpokeConfined)
         if confined.app != spec.app:
             raise SpokeError(f"it reported for app {confined.app!r}, not {spec.app!r}")
         if (mismatch := spoke_start.report_mismatch(spec, confined.sandbox, self.landlock_abi)) is not None:
             raise SpokeError(f"its sandbox differs from the one decided: {mismatch}")
+        reached("confined")
         spoke_start.send(sock, LoadRequest(profile=profile))
         # From here on the app's code has run in the spoke: what it says is the app's word.
         ready = self._expect(spoke_start.recv(sock, deadline), SpokeReady)
         if ready.app != spec.app:
             raise SpokeError(f"it reported ready as app {ready.app!r}, not {spec.app!r}")
+        reached("ready")
         return confined
 
     @staticmethod

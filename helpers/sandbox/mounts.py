@@ -57,8 +57,8 @@ def _encode(text: str | None) -> bytes | None:
     return text.encode() if text is not None else None
 
 
-def traversable(path: Path, uid: int, gid: int) -> bool:
-    st = path.stat()
+def traversable(path: str, uid: int, gid: int) -> bool:
+    st = os.stat(path)
     if st.st_uid == uid:
         return bool(st.st_mode & stat.S_IXUSR)
     if st.st_gid == gid:
@@ -66,48 +66,75 @@ def traversable(path: Path, uid: int, gid: int) -> bool:
     return bool(st.st_mode & stat.S_IXOTH)
 
 
-def blocking_ancestor(path: Path, uid: int, gid: int) -> Path | None:
-    """The highest directory above ``path`` that ``uid`` cannot pass through."""
-    for parent in reversed(path.parents):
-        if not traversable(parent, uid, gid):
+def _ancestors(path: str) -> list[str]:
+    """``path``'s proper ancestors, outermost first (``/a/b/c``: ``/``, ``/a``, ``/a/b``)."""
+    if path == "/":
+        return []
+    parts = path.split("/")[1:-1]
+    return ["/", *("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))]
+
+
+def _below(path: str, root: str) -> bool:
+    """Whether ``path`` lies strictly below ``root`` (both normalized, absolute)."""
+    return path != root and (root == "/" or path.startswith(root + "/"))
+
+
+def blocking_ancestor(path: str, uid: int, gid: int, seen: dict[str, bool] | None = None) -> str | None:
+    """The highest directory above ``path`` that ``uid`` cannot pass through (``seen``: answers
+    so far, by directory)."""
+    seen = {} if seen is None else seen
+    for parent in _ancestors(path):
+        if parent not in seen:
+            seen[parent] = traversable(parent, uid, gid)
+        if not seen[parent]:
             return parent
     return None
+
+
+def plan_view(read_only: Iterable[str | Path], read_write: Iterable[str | Path], masked: Iterable[str | Path],
+              uid: int, gid: int) -> list[tuple[str, list[str]]]:
+    """Which directories to cover with an empty tmpfs (outermost only, /proc last), each with
+    the needed paths beneath it to bind back (outermost only): ``[(cover, [path, ...]), ...]``."""
+    needed = [p for p in map(_normal, [*read_only, *read_write]) if os.path.exists(p)]
+    covers = {m for m in map(_normal, masked) if os.path.isdir(m)}
+    seen: dict[str, bool] = {}
+    covers |= {a for p in needed if (a := blocking_ancestor(p, uid, gid, seen)) is not None}
+    covers = {c for c in covers if not any(_below(c, o) for o in covers)}
+    plan = []
+    # /proc goes last: the binds name their sources through /proc/self/fd.
+    for cover in sorted(covers, key=lambda c: (c == str(PROC), c)):
+        beneath = [p for p in needed if _below(p, cover)]
+        plan.append((cover, [p for p in beneath if not any(_below(p, q) for q in beneath)]))
+    return plan
+
+
+def _normal(path: str | Path) -> str:
+    return os.path.normpath(os.fspath(path))
 
 
 def build_view(read_only: Iterable[str | Path], read_write: Iterable[str | Path], masked: Iterable[str | Path],
                uid: int, gid: int) -> None:
     """Enter a private mount namespace and shape it (see the module docstring)."""
-    # As paths: ``p not in writable`` below must compare paths, never a path with a string.
-    readable, writable = [Path(p) for p in read_only], [Path(p) for p in read_write]
-    needed = [p for p in [*readable, *writable] if p.exists()]
-    covers = {Path(m) for m in masked if Path(m).is_dir()}
-    covers |= {a for p in needed if (a := blocking_ancestor(p, uid, gid)) is not None}
-    # Keep only outermost covers; a cover inside another is handled by the outer one.
-    covers = {c for c in covers if not any(c != o and c.is_relative_to(o) for o in covers)}
-
-    # /proc goes last: the binds below name their sources through /proc/self/fd.
-    proc_last = sorted(covers, key=lambda c: (c == PROC, str(c)))
+    writable = set(map(_normal, read_write))
+    plan = plan_view(read_only, writable, masked, uid, gid)
     unshare(CLONE_NEWNS)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for cover in proc_last:
-        beneath = [p for p in needed if p.is_relative_to(cover) and p != cover]
-        beneath = [p for p in beneath if not any(p != q and p.is_relative_to(q) for q in beneath)]
+    for cover, beneath in plan:
         handles = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in beneath}
         try:
-            _mount("tmpfs", str(cover), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755")
+            _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755")
             for p, fd in handles.items():
                 _make_mountpoint(cover, p, is_dir=stat.S_ISDIR(os.fstat(fd).st_mode))
-                _mount(f"/proc/self/fd/{fd}", str(p), None, MS_BIND | MS_REC)
+                _mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
                 if p not in writable:
-                    _mount(None, str(p), None,
-                           MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | _kept_flags(p))
-            _mount(None, str(cover), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                    _mount(None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | _kept_flags(p))
+            _mount(None, cover, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         finally:
             for fd in handles.values():
                 os.close(fd)
 
 
-def _kept_flags(path: Path) -> int:
+def _kept_flags(path: str) -> int:
     """The flags of the mount holding ``path`` that a remount must repeat (in a user namespace
     the kernel refuses a remount that would drop them)."""
     found = os.statvfs(path).f_flag
@@ -157,11 +184,11 @@ def user_namespaces_work() -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def _make_mountpoint(cover: Path, target: Path, is_dir: bool) -> None:
-    for parent in reversed(target.parents):
-        if parent.is_relative_to(cover) and parent != cover and not parent.exists():
-            parent.mkdir(mode=0o755)
+def _make_mountpoint(cover: str, target: str, is_dir: bool) -> None:
+    for parent in _ancestors(target):
+        if _below(parent, cover) and not os.path.lexists(parent):
+            os.mkdir(parent, 0o755)
     if is_dir:
-        target.mkdir(mode=0o755, exist_ok=True)
-    else:
-        target.touch(mode=0o644, exist_ok=True)
+        os.makedirs(target, 0o755, exist_ok=True)
+    elif not os.path.lexists(target):
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))

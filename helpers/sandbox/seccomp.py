@@ -10,6 +10,15 @@ whatever a newer kernel adds; the few calls glibc probes and falls back from
 error; only a foreign-architecture call (i386/x32 ABI tricks) kills the process.
 TSYNC puts every thread of the spoke under the same filter.
 
+Building the filter is the slow part (a rule at a time through libseccomp, then its
+compilation to BPF); ``compile_filter`` does both and returns the program, which
+``install`` hands to the kernel with ``seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)``. The
+filter differs from one spoke to the next only by the spoke's pid (signals to itself only),
+so the zygote compiles it once as a ``Template`` (the default policy, no exceptions) and a
+spoke forked ahead writes its pid into its copy while it waits for its app
+(``confine.prepare``); an app with exceptions gets a filter compiled for it; ``load``
+compiles and installs at once.
+
 Every comparison on a 32-bit argument masks the upper 32 bits (``_arg32``): the
 kernel ignores them, so a plain 64-bit comparison would let ``value | 1 << 32``
 slip past a rule that names ``value``.
@@ -17,9 +26,11 @@ slip past a rule that names ``value``.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import socket
+import struct
 from collections.abc import Iterable
 
 import pyseccomp as sc
@@ -31,6 +42,18 @@ LOW32 = 0xFFFFFFFF
 # Calls newer than this libseccomp's tables. Numbers from 424 on are the same on every
 # architecture (the kernel's unified syscall table), so they are safe to name by number.
 UNIFIED_NUMBERS = {"statmount": 457, "listmount": 458, "setxattrat": 463, "removexattrat": 466}
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
+PR_SET_NO_NEW_PRIVS = 38
+INSTRUCTION = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
+BPF_INSTRUCTION = INSTRUCTION.size
+# Two made-up pids, above any real one (pid_max is at most 2**22), to find where a filter uses its pid.
+PID_PROBES = (0x7EAD0001, 0x7EAD0002)
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def _arg32(index: int, value: int) -> sc.Arg:
@@ -106,9 +129,77 @@ def _add(f: sc.SyscallFilter, action: int, name: str, *args: sc.Arg) -> None:
         raise SandboxError(f"seccomp rule for {name!r} could not be added: {exc}") from exc
 
 
-def load(exceptions: Iterable[str] = ()) -> None:
-    """Load the filter into this process (all threads). Irreversible."""
+class Program:
+    """A compiled filter, ready for the kernel (the ``sock_fprog`` built now, so that loading it
+    later is one system call)."""
+
+    def __init__(self, code: bytes) -> None:
+        if not code or len(code) % BPF_INSTRUCTION:
+            raise SandboxError(f"seccomp filter compiled to {len(code)} bytes, not a BPF program")
+        self.code = code
+        self._buffer = ctypes.create_string_buffer(code, len(code))
+        self.fprog = _SockFprog(len(code) // BPF_INSTRUCTION, ctypes.cast(self._buffer, ctypes.c_void_p))
+        self.syscall = ctypes.c_long(syscall_number("seccomp"))
+
+
+def compile_filter(own_pid: int, exceptions: Iterable[str] = ()) -> Program:
+    """The BPF program of ``build_filter(own_pid, exceptions)``, as libseccomp would load it."""
+    built = build_filter(own_pid, exceptions)
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
-        build_filter(os.getpid(), exceptions).load()
+        with open(fd, "rb", closefd=False) as sink:
+            built.export_bpf(sink)
+        code = os.pread(fd, os.fstat(fd).st_size, 0)
     except OSError as exc:
-        raise SandboxError(f"seccomp filter could not be loaded: {exc}") from exc
+        raise SandboxError(f"seccomp filter could not be compiled: {exc}") from exc
+    finally:
+        os.close(fd)
+    return Program(code)
+
+
+class Template:
+    """The filter for ``exceptions``, compiled once for any pid: the program compiled for a
+    made-up pid, and the instructions that hold it (found by compiling for a second one: they
+    are the only instructions that differ, only in their constant). ``for_pid`` writes a real
+    pid there; the result is the program ``compile_filter`` would give for that pid."""
+
+    def __init__(self, exceptions: Iterable[str] = ()) -> None:
+        self.exceptions = frozenset(exceptions)
+        first, second = (compile_filter(pid, self.exceptions).code for pid in PID_PROBES)
+        if len(first) != len(second):
+            raise SandboxError("seccomp: the filter's shape depends on the pid; no template")
+        self.slots: list[int] = []
+        for offset in range(0, len(first), BPF_INSTRUCTION):
+            a, b = INSTRUCTION.unpack_from(first, offset), INSTRUCTION.unpack_from(second, offset)
+            if a == b:
+                continue
+            if a[:3] != b[:3] or (a[3], b[3]) != PID_PROBES:
+                raise SandboxError(f"seccomp: instruction {offset // BPF_INSTRUCTION} differs beyond the pid")
+            self.slots.append(offset)
+        if not self.slots:
+            raise SandboxError("seccomp: the filter holds no pid; no template")
+        self.code = first
+
+    def for_pid(self, pid: int) -> Program:
+        code = bytearray(self.code)
+        for offset in self.slots:
+            INSTRUCTION.pack_into(code, offset, *INSTRUCTION.unpack_from(code, offset)[:3], pid & LOW32)
+        return Program(bytes(code))
+
+
+def install(program: Program) -> None:
+    """Load a compiled filter into this process and every thread of it (TSYNC). Irreversible."""
+    if _libc.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1), 0, 0, 0) != 0:
+        raise SandboxError(f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(ctypes.get_errno())}")
+    result = _libc.syscall(program.syscall, ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+                           ctypes.c_uint(SECCOMP_FILTER_FLAG_TSYNC), ctypes.byref(program.fprog))
+    if result < 0:
+        raise SandboxError(f"seccomp filter could not be loaded: {os.strerror(ctypes.get_errno())}")
+    if result > 0:  # TSYNC names the thread it could not bring under the filter
+        raise SandboxError(f"seccomp filter could not be applied to thread {result}")
+
+
+def load(exceptions: Iterable[str] = (), program: Program | None = None) -> None:
+    """Load the filter into this process (all threads): ``program`` if given (compiled for this
+    process with these exceptions), else one compiled now. Irreversible."""
+    install(program if program is not None else compile_filter(os.getpid(), exceptions))

@@ -13,6 +13,14 @@ request's entry, the same for every app); a spawn request is that, a serial
 number and a socket; the spoke learns its confinement and profile
 from the hub on that socket, after the fork (``helpers.isc.spoke_start``). It
 dies with the hub, and its spokes die with it.
+
+Forked ahead: the zygote keeps ``pool`` children waiting (``ZygoteStart``), each of
+which has done only its app-independent start (``confine.prepare``: namespaces, the
+default seccomp program) and holds nothing but /dev/null and its own hand-over socket.
+A spawn request hands the oldest one the spoke's socket and entry, once: the child closes
+its hand-over socket as soon as it has read the first, so it can never be handed a second
+app. The pool is refilled after each hand-over; with none waiting, a child is forked on
+the spot and goes through the same steps.
 """
 
 from __future__ import annotations
@@ -27,7 +35,11 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from helpers.isc import spoke_start
 from helpers.isc.control import (
     CONTROL_ADAPTER,
     CONTROL_FD,
@@ -35,13 +47,40 @@ from helpers.isc.control import (
     Spawned,
     SpawnRequest,
     SpokeExited,
+    SpokePreparation,
     ZygoteReady,
     ZygoteStart,
 )
 from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
+from helpers.sandbox import confine, seccomp
+from helpers.utilities.errors import SandboxError
 
 SPOKE_FD = 3    # in a spoke, its channel to the hub
+MAX_ENTRY = 1024  # bytes of a hand-over message (the entry, ``module:function``)
+TAKEN = b"\x01"   # a child's answer to its hand-over: it holds the spoke's socket now
+TAKE_TIMEOUT = 5.0
 _libc = ctypes.CDLL(None, use_errno=True)
+# Compiled (never run) by a child while it waits: a fork's first compile pages in the
+# compiler (about 0.7 ms here), which then happens before the hub names an app, not while
+# the spoke compiles the app's module. Made up, and the same for every app.
+REHEARSAL_SOURCE = """
+from __future__ import annotations
+import os
+class Rehearsal:
+    value: int = 1
+    def method(self, a, *b, c=None, **d) -> dict[str, int]:
+        try:
+            return {f"{k}-{a!r}": v for k, v in d.items() if v is not None}
+        except (KeyError, ValueError) as exc:
+            raise RuntimeError(str(exc)) from exc
+        finally:
+            pass
+async def rehearse(x):
+    async with x as y:
+        await y
+    return [i async for i in y]
+SHAPES = lambda z: (z, [1, 2.0], {"a": b"b"}, {3}, ...)
+"""
 
 
 def _send(ctl: socket.socket, message: ControlMessage) -> None:
@@ -62,12 +101,16 @@ def main() -> None:
     started = time.perf_counter()
     for name in start.preload:
         importlib.import_module(name)
+    try:  # every spoke's default filter, but for its pid (app-independent: no exceptions)
+        template: seccomp.Template | None = seccomp.Template()
+    except SandboxError:  # a libseccomp that lays the filter out otherwise: each spoke compiles its own
+        template = None
     # Move everything imported so far out of the collector's reach: spokes then share these
     # pages with the zygote instead of copying them when the collector touches them.
     gc.collect()
     gc.freeze()
     _send(ctl, ZygoteReady(pid=os.getpid(), preload_ms=(time.perf_counter() - started) * 1000))
-    _serve(ctl, decoder)
+    _serve(ctl, decoder, start, template)
 
 
 def _first_message(ctl: socket.socket, decoder: FrameDecoder) -> ZygoteStart:
@@ -91,12 +134,26 @@ def _control(frame: bytes | FrameTooLarge) -> ControlMessage:
     return CONTROL_ADAPTER.validate_json(frame)
 
 
-def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
+@dataclass
+class _Waiting:
+    """A child forked ahead, prepared, waiting on ``handoff`` for the one spoke it will be."""
+
+    pid: int
+    handoff: socket.socket
+
+
+def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart, template: seccomp.Template | None) -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     fds: list[int] = []
-    children: set[int] = set()
+    spokes: set[int] = set()  # handed over: the hub hears of their exits
+    pool: deque[_Waiting] = deque()
+
+    def fork() -> _Waiting:
+        return _fork_ahead(ctl, (wake_r, wake_w), start.preparation, template)
+
+    _refill(pool, start.pool, fork)
     while True:
         readable, _, _ = select.select([ctl.fileno(), wake_r], [], [])
         if wake_r in readable:
@@ -106,7 +163,7 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
                         break
                 except BlockingIOError:
                     break
-            _reap(ctl, children)
+            _reap(ctl, spokes, pool)
         if ctl.fileno() not in readable:
             continue
         try:
@@ -119,7 +176,7 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
                 received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
                 fds.extend(received)
         if not data:  # the hub is gone: take every spoke with us
-            for pid in children:
+            for pid in [*spokes, *(waiting.pid for waiting in pool)]:
                 os.kill(pid, signal.SIGKILL)
             os._exit(0)
         for frame in decoder.feed(data):
@@ -128,48 +185,117 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder) -> None:
             if not isinstance(request, SpawnRequest) or not fds:
                 raise RuntimeError(f"zygote: unexpected control message {request!r}")
             spoke_fd = fds.pop(0)
-            pid = os.fork()
-            if pid == 0:
-                _become_spoke(ctl, (wake_r, wake_w), spoke_fd, request.entry)
-            os.close(spoke_fd)
-            children.add(pid)
+            try:
+                pid = _hand_over(pool, fork, request.entry, spoke_fd)
+            finally:
+                os.close(spoke_fd)
+            spokes.add(pid)
             _send(ctl, Spawned(serial=request.serial, pid=pid))
+        if not fds:  # refill only with no spoke's socket in hand: a new child must not inherit one
+            _refill(pool, start.pool, fork)
 
 
-def _reap(ctl: socket.socket, children: set[int]) -> None:
-    while children:
+def _refill(pool: deque[_Waiting], size: int, fork: Callable[[], _Waiting]) -> None:
+    while len(pool) < size:
+        pool.append(fork())
+
+
+def _hand_over(pool: deque[_Waiting], fork: Callable[[], _Waiting], entry: str, spoke_fd: int) -> int:
+    """Give the spoke's socket and entry to a waiting child (the oldest; one forked now if none
+    is waiting); its pid, once it says it took them. A child that died waiting (before or while
+    it was handed them: the socket in flight is then released with its own) is passed over; one
+    forked now that does not take it is named all the same: the hub then finds its socket closed."""
+    while True:
+        waiting = pool.popleft() if pool else None
+        child = waiting or fork()
+        try:
+            socket.send_fds(child.handoff, [entry.encode()], [spoke_fd])
+            if select.select([child.handoff], [], [], TAKE_TIMEOUT)[0] and child.handoff.recv(1) == TAKEN:
+                return child.pid
+        except OSError:
+            pass
+        finally:
+            child.handoff.close()
+        if waiting is None:
+            return child.pid
+        _kill(child.pid)  # in case it is alive but stuck: it is no longer in the pool
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _fork_ahead(ctl: socket.socket, wake: tuple[int, int], preparation: SpokePreparation,
+                template: seccomp.Template | None) -> _Waiting:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        _wait_to_become_spoke(ctl, wake, theirs, preparation, template)
+    theirs.close()
+    return _Waiting(pid=pid, handoff=ours)
+
+
+def _reap(ctl: socket.socket, spokes: set[int], pool: deque[_Waiting]) -> None:
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        children.discard(pid)
+        for waiting in [w for w in pool if w.pid == pid]:  # died waiting: never the hub's
+            pool.remove(waiting)
+            waiting.handoff.close()
+        if pid not in spokes:
+            continue
+        spokes.discard(pid)
         _send(ctl, SpokeExited(
             pid=pid,
             exit_code=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None))
 
 
-def _become_spoke(ctl: socket.socket, wake: tuple[int, int], spoke_fd: int, entry: str) -> None:
-    """In the forked child: run the spoke program the hub named (``module:function``, called
-    with the channel's fd and the zygote's pid); never returns."""
+def _wait_to_become_spoke(ctl: socket.socket, wake: tuple[int, int], handoff: socket.socket,
+                          preparation: SpokePreparation, template: seccomp.Template | None) -> None:
+    """In the forked child: drop every descriptor of the zygote's, prepare, wait for the one
+    hand-over, then run the spoke program it names (``module:function``, called with the
+    channel's fd, the zygote's pid and the preparation); never returns."""
     code = 70
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        ctl.detach()  # fd 3 is about to become the spoke's channel
-        for fd in wake:
-            os.close(fd)
-        if spoke_fd != SPOKE_FD:
-            os.dup2(spoke_fd, SPOKE_FD)
-            os.close(spoke_fd)
         null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
+        ctl.detach()
+        # fd 3, the zygote's control socket, becomes /dev/null, holding the place of the spoke's channel.
+        for fd in (0, 1, 2, SPOKE_FD):
             os.dup2(null, fd)
-        os.closerange(SPOKE_FD + 1, os.sysconf("SC_OPEN_MAX"))
-        module, _, function = entry.partition(":")
-        code = getattr(importlib.import_module(module), function)(SPOKE_FD, zygote_pid=os.getppid())
+        keep = handoff.fileno()
+        if keep <= SPOKE_FD:
+            raise RuntimeError("zygote: a hand-over socket below the spoke's channel")
+        os.closerange(SPOKE_FD + 1, keep)  # the wake pipe, other children's hand-over sockets, ...
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        prepared = confine.prepare(preparation, template)
+        spoke_start.rehearse()
+        compile(REHEARSAL_SOURCE, "<rehearsal>", "exec")
+        # Forget the directory listings the zygote cached for imports (a module written since
+        # in the same clock tick would look absent): re-read on first use, which in a spoke is
+        # the app's import, in its own mount view (its start code is all loaded already).
+        importlib.invalidate_caches()
+        entry, fds, _, _ = socket.recv_fds(handoff, MAX_ENTRY, 1)
+        if not fds:  # the zygote is gone (or sent nothing to run): nothing to become
+            code = 0
+            return
+        handoff.send(TAKEN)
+        handoff.close()  # read once: nothing can hand this child a second app
+        os.dup2(fds[0], SPOKE_FD)
+        os.close(fds[0])
+        module, _, function = entry.decode().partition(":")
+        code = getattr(importlib.import_module(module), function)(SPOKE_FD, zygote_pid=os.getppid(),
+                                                                  prepared=prepared)
     except BaseException:  # noqa: BLE001 - a spoke must never fall back into the zygote loop
         code = 70
     finally:
