@@ -50,7 +50,7 @@ CONVERT = re.compile(r"(?P<value>\d+(?:\.\d+)?) (?P<src>[a-z]+) to (?P<dst>[a-z]
 MAIL_TO = re.compile(r"email it to (?P<to>[^\s@]+@[^\s]+?)\.?$")
 SEARCH = re.compile(r"[Ss]earch my email for (?:the )?(?P<query>\w+)")
 CALLED = re.compile(r"^Action: (\w+)", re.MULTILINE)
-RESPONSE_FROM = re.compile(r"^Observation: Response from (\w+): ", re.MULTILINE)
+RESPONSE_FROM = re.compile(r"^Response from (\w+): ")
 OFFERED = re.compile(r"^> Tool Name: (\w+)", re.MULTILINE)
 DIRECT_CALL = re.compile(r"^(?P<name>\w+)\((?P<args>\{.*\})\)$", re.DOTALL)   # how a spoke is asked by another
 CHAT_ANSWER = "Here you are: a short, friendly answer."
@@ -148,9 +148,9 @@ def react_step(system: str, turn: list[tuple[str, str]]) -> str:
     query = turn[0][1]
     steps = "\n".join(content for role, content in turn[1:] if role == "assistant")
     observations = [content.removeprefix("Observation: ") for role, content in turn[1:] if role == "user"]
-    called = set(CALLED.findall(steps)) | set(RESPONSE_FROM.findall("\n".join(
-        "Observation: " + o for o in observations)))
-    called.discard("message_spoke")
+    # A spoke's call to another app shows as its message_spoke step, answered "Response from APP: ..."
+    called = (set(CALLED.findall(steps)) - {"message_spoke"}) | {
+        m[1] for o in observations if (m := RESPONSE_FROM.match(o))}
 
     def may_call(name: str) -> bool:
         return name in offered and name not in called
@@ -169,7 +169,7 @@ def react_step(system: str, turn: list[tuple[str, str]]) -> str:
         if (to := MAIL_TO.search(query)) and may_call("send_gmail_message"):
             fare = next((o for o in observations if "fare" in o), "")
             return _act("send_gmail_message", {"to": to["to"], "subject": "Fare",
-                                               "message": re.sub(r"^Response from \w+: ", "", fare)})
+                                               "message": RESPONSE_FROM.sub("", fare, count=1)})
         if ride and "ask quick_ride" in query and may_call("quick_ride"):
             return _act("quick_ride", ride)
     if "unit converter" in query and (c := CONVERT.search(query)) and may_call("convert_units"):
@@ -177,7 +177,7 @@ def react_step(system: str, turn: list[tuple[str, str]]) -> str:
     if (s := SEARCH.search(query)) and may_call("search_gmail"):
         return _act("search_gmail", {"query": s["query"]})
     if observations:
-        return _answer(" ".join(re.sub(r"^Response from \w+: ", "", o) for o in observations))
+        return _answer(" ".join(RESPONSE_FROM.sub("", o, count=1) for o in observations))
     return _answer(CHAT_ANSWER)
 
 
