@@ -33,7 +33,7 @@ def test_quick_benchmark_runs(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SECGPT_"))}
     before = _repository_files()
     result = subprocess.run([sys.executable, "-m", "evaluation.benchmarks", "--quick", "--json", "--latency-ms", "20",
-                             "--ttft-ms", "10", "--ms-per-token", "0.05",
+                             "--ttft-ms", "10", "--ms-per-token", "0.05", "--no-port",
                              "--output", str(tmp_path / "benchmarks.json")],
                             capture_output=True, text=True, timeout=300, cwd=paths.REPO_ROOT, env=env)
     assert result.returncode == 0, result.stderr

@@ -1,12 +1,14 @@
 """Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
 python -m evaluation.benchmarks [--quick] [--json] [--latency-model fixed|tokens|both] [--latency-ms N]
-[--ttft-ms MS] [--ms-per-token MS] [--output FILE]
+[--ttft-ms MS] [--ms-per-token MS] [--port-python PATH | --no-port] [--output FILE]
 
 Table on stdout (or JSON with --json); the JSON is also written to FILE (default
 evaluation/results/benchmarks.json). The end-to-end queries run with each latency model asked
 for (default both: a fixed time per LLM call, and time to first token + output tokens), and once
-with an instant model. Everything runs in a scratch data directory: nothing is written but FILE.
+with an instant model; the LlamaIndex port of SecGPT runs beside them when its own environment
+is installed (evaluation/benchmarks/port.py). Everything runs in a scratch data directory:
+nothing is written but FILE.
 Targets are checked here and reported, never asserted by the tests.
 """
 
@@ -20,7 +22,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evaluation.benchmarks import e2e, isolation, planning
+from evaluation.benchmarks import e2e, isolation, planning, port
 from evaluation.benchmarks.queries import QUERIES, QUICK
 from helpers.configs import paths
 from helpers.llm.latency import LATENCY_KINDS, NO_LATENCY, LatencyModel, latency_model
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="tokens model: time to the first token (default: GPT-4o's published median, 390)")
     parser.add_argument("--ms-per-token", type=float, default=None, metavar="MS",
                         help="tokens model: time per output token (default: GPT-4o's published median, 12.3)")
+    parser.add_argument("--port-python", type=Path, default=None, metavar="PATH",
+                        help="the LlamaIndex port's interpreter (default: SECGPT_PORT_PYTHON, "
+                             "else .venv-port/bin/python)")
+    parser.add_argument("--no-port", action="store_true", help="leave the LlamaIndex port's row out")
     parser.add_argument("--output", type=Path, default=paths.REPO_ROOT / "evaluation" / "results" / "benchmarks.json",
                         help="where the JSON is written (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -82,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m evaluation.benchmarks: {exc}", file=sys.stderr)
         return 2
     plans = planning.run((10, 100) if args.quick else (10, 100, 1000))
+    ports = {} if args.no_port else {kind: port.run(model, args.quick, args.port_python)
+                                     for kind, model in models.items()}
     main_run = runs[E2E_KEYS[next(iter(models))]]  # the fixed model's when it ran
     result = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
@@ -93,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         "strict_planner_prompt_chars": {n: v["strict_planner_prompt_chars"] for n, v in plans.items()},
         "planning": plans,
     }
+    if ports:
+        result["port"] = ports
     for kind, key in E2E_KEYS.items():
         if key in runs:
             prefix = "e2e" if kind == "fixed" else "e2e_tokens"
@@ -118,6 +128,8 @@ def report(r: dict) -> str:
     for key in E2E_KEYS.values():
         if key in r:
             lines += ["", *e2e_table(r[key])]
+    for kind, row in r.get("port", {}).items():
+        lines += ["", port_line(kind, row)]
     i = r["e2e_instant"]
     lines += ["", f"instant model (no LLM time at all): time ratio p50 {i['e2e_ratio_p50']}, max {i['e2e_ratio_max']}",
               f"LLM calls per query: SecGPT {r['llm_calls']['SecGPT']}, VanillaGPT {r['llm_calls']['VanillaGPT']}, "
@@ -135,6 +147,17 @@ def report(r: dict) -> str:
     for key, t in r["targets"].items():
         lines.append(f"  {key} <= {t['target']}: {t['value']} {'met' if t['met'] else 'MISSED'}")
     return "\n".join(lines)
+
+
+def port_line(kind: str, row: dict) -> str:
+    if "skipped" in row:
+        return row["skipped"]
+    pss = f"; PSS per port spoke {row['spoke_pss_mb']} MB" if row.get("spoke_pss_mb") else ""
+    errors = f"; {len(row['errors'])} errored (left out)" if row["errors"] else ""
+    return (f"LlamaIndex port ({row['port']}) against its baseline ({row['baseline']}), {kind} latency, "
+            f"{len(row['rows'])} queries: time ratio p50 {row['ratio_p50']}, p75 {row['ratio_p75']}, max "
+            f"{row['ratio_max']}; LLM calls per query {row['llm_calls']['port']} / {row['llm_calls']['baseline']}"
+            f"{pss}{errors}")
 
 
 def e2e_table(run: dict) -> list[str]:
