@@ -114,8 +114,8 @@ class ResultsFile(BaseModel):
         kinds = [kind for _, kind, _ in self.sections()]
         if not kinds:
             raise ValueError("no e2e_latency or e2e_tokens section")
-        if len(set(kinds)) < len(kinds):
-            raise ValueError(f"two sections hold the {kinds[0]} latency model")
+        if twice := [k for k in dict.fromkeys(kinds) if kinds.count(k) > 1]:
+            raise ValueError(f"two sections hold the {twice[0]} latency model")
         return self
 
     def sections(self) -> list[tuple[str, Kind, EndToEnd]]:
