@@ -49,6 +49,8 @@ from tests.sandbox_helpers import (
 
 ENTRY = b"tests.sandbox_helpers:report_handed"
 RECVMSG = seccomp.syscall_number("recvmsg")
+# A waiting child is not dumpable: only root may read what it is blocked in (/proc/PID/syscall).
+LOOKS_INTO_WAITING = pytest.mark.skipif(not is_root(), reason="finding a waiting child needs root: it is not dumpable")
 APP = AppSpec(name="sandbox", module=SANDBOX_APP.module)
 
 
@@ -79,6 +81,7 @@ def unpooled():
 
 # --- what a waiting child holds ---------------------------------------------------------------------------
 
+@LOOKS_INTO_WAITING
 def test_a_waiting_child_holds_no_descriptor_of_the_zygote(launcher, hub):
     spoke = hub.start(APP)
     waiting = _waiting_child(launcher, {spoke.process.pid})
@@ -168,6 +171,7 @@ SIGNALS = ("import os\nfor target in (os.getpid(), os.getppid()):\n    try:\n   
            "try:\n    os.fork()\nexcept PermissionError:\n    print('no fork')")
 
 
+@LOOKS_INTO_WAITING
 def test_a_spoke_from_the_pool_is_confined_as_one_forked_on_request(launcher, unpooled, data_dir):
     pooled_hub, fresh_hub = SpokeBroker(launcher, AuditLog(None)), SpokeBroker(unpooled, AuditLog(None))
     try:
@@ -260,6 +264,7 @@ def test_a_preparation_made_by_another_process_is_refused(launcher, data_dir):
 
 # --- life of the pool ---------------------------------------------------------------------------------------
 
+@LOOKS_INTO_WAITING
 def test_a_child_that_died_waiting_is_passed_over(launcher, hub):
     waiting = _waiting_child(launcher)
     os.kill(waiting, signal.SIGKILL)
@@ -268,6 +273,7 @@ def test_a_child_that_died_waiting_is_passed_over(launcher, hub):
     assert hub.call(spoke, "run_code", {"code": "print('started')"}).response["stdout"] == "started\n"
 
 
+@LOOKS_INTO_WAITING
 def test_a_child_that_died_waiting_is_replaced_at_once():
     with SpokeLauncher() as own:
         waiting = _waiting_child(own)
@@ -330,6 +336,7 @@ def test_a_spoke_is_told_the_zygote_that_forked_it_even_once_that_is_gone():
     _until(lambda: not _alive(pid), "the orphaned child to end")
 
 
+@LOOKS_INTO_WAITING
 def test_children_waiting_end_with_the_zygote():
     with SpokeLauncher() as own:
         waiting = _waiting_child(own)
