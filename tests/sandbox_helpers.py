@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers.sandbox.app_spec import AppSpec
+from helpers.sandbox.confine import Prepared
 from helpers.sandbox.sandbox import SANDBOX_APP
 from hub.broker import SpokeBroker
 
@@ -153,3 +155,14 @@ def descriptors(pid: int) -> dict[int, str]:
         except OSError:
             continue
     return held
+
+
+def report_prepared(fd: int, zygote_pid: int, prepared: Prepared) -> int:
+    """A spoke program for tests (``tests.sandbox_helpers:report_prepared``): writes on its channel
+    the zygote's pid it was given, its parent's now, whether its preparation failed and whether it
+    is dumpable, then waits until the other end closes."""
+    dumpable = ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+    os.write(fd, json.dumps({"pid": os.getpid(), "zygote_pid": zygote_pid, "ppid": os.getppid(),
+                             "error": prepared.error, "dumpable": dumpable}).encode())
+    os.read(fd, 1)
+    return 0

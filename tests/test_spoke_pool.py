@@ -10,7 +10,10 @@ waiting that has done only what is the same for every app, and hands it one spok
   same filter (the pid written into the zygote's template is its own: it may signal itself,
   not its parent), byte for byte the filter compiled for its pid.
 * A preparation that does not match the confinement, or that another process made, is refused.
-* A child that died waiting is passed over; children waiting end with the zygote.
+* A child that died waiting is passed over and replaced at once; children waiting end with the
+  zygote. A child forked on the spot (none waiting) becomes the spoke however slowly it starts,
+  and every spoke is told the pid of the zygote that forked it, even once that is gone.
+* The template is refused for a filter that uses its pid otherwise than the probes show.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import select
 import signal
 import socket
 import time
+from collections import deque
 
+import pyseccomp as sc
 import pytest
 
 from helpers.isc.control import SpokePreparation, SpokeProfile, preparation_for
@@ -30,6 +35,7 @@ from helpers.sandbox.app_spec import AppSpec
 from helpers.sandbox.launcher import SpokeLauncher
 from helpers.sandbox.policy import POLICY_EXCEPTIONS
 from helpers.sandbox.sandbox import SANDBOX_APP
+from helpers.utilities.errors import SandboxError
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 from tests.sandbox_helpers import (
@@ -43,6 +49,8 @@ from tests.sandbox_helpers import (
 
 ENTRY = b"tests.sandbox_helpers:report_handed"
 RECVMSG = seccomp.syscall_number("recvmsg")
+# A waiting child is not dumpable: only root may read what it is blocked in (/proc/PID/syscall).
+LOOKS_INTO_WAITING = pytest.mark.skipif(not is_root(), reason="finding a waiting child needs root: it is not dumpable")
 APP = AppSpec(name="sandbox", module=SANDBOX_APP.module)
 
 
@@ -73,6 +81,7 @@ def unpooled():
 
 # --- what a waiting child holds ---------------------------------------------------------------------------
 
+@LOOKS_INTO_WAITING
 def test_a_waiting_child_holds_no_descriptor_of_the_zygote(launcher, hub):
     spoke = hub.start(APP)
     waiting = _waiting_child(launcher, {spoke.process.pid})
@@ -162,6 +171,7 @@ SIGNALS = ("import os\nfor target in (os.getpid(), os.getppid()):\n    try:\n   
            "try:\n    os.fork()\nexcept PermissionError:\n    print('no fork')")
 
 
+@LOOKS_INTO_WAITING
 def test_a_spoke_from_the_pool_is_confined_as_one_forked_on_request(launcher, unpooled, data_dir):
     pooled_hub, fresh_hub = SpokeBroker(launcher, AuditLog(None)), SpokeBroker(unpooled, AuditLog(None))
     try:
@@ -188,6 +198,33 @@ def test_the_template_gives_the_filter_compiled_for_the_pid(exceptions):
     assert template.for_pid(pid).code == compiled
     # The control: the template as compiled (for a made-up pid) is not that filter, nor is one for another pid.
     assert template.code != compiled and template.for_pid(pid + 1).code != compiled
+
+
+def _rule_on_high_bits(f: sc.SyscallFilter, own_pid: int) -> None:
+    f.add_rule(sc.ALLOW, seccomp.syscall_number("tkill"), sc.Arg(0, sc.MASKED_EQ, 0xFFFF0000, own_pid & 0xFFFF0000))
+
+
+def _rule_for_real_pids_only(f: sc.SyscallFilter, own_pid: int) -> None:
+    if own_pid < 1 << 22:  # pid_max's limit: never for a made-up pid above it
+        f.add_rule(sc.ALLOW, seccomp.syscall_number("tkill"), sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, 7))
+
+
+@pytest.mark.parametrize("rule", [_rule_on_high_bits, _rule_for_real_pids_only])
+def test_a_filter_that_uses_its_pid_otherwise_gets_no_template(monkeypatch, rule):
+    """Made-up rules a later policy could hold: the template must not then silently differ from
+    the filter compiled for the pid (the zygote falls back to compiling one per child)."""
+    built = seccomp.build_filter
+
+    def with_rule(own_pid: int, exceptions=()):
+        f = built(own_pid, exceptions)
+        rule(f, own_pid)
+        return f
+    pid = os.getpid()
+    unchanged = seccomp.compile_filter(pid).code
+    monkeypatch.setattr(seccomp, "build_filter", with_rule)
+    assert seccomp.compile_filter(pid).code != unchanged  # the control: the rule is in the filter
+    with pytest.raises(SandboxError, match="no template|beyond the pid"):
+        seccomp.Template()
 
 
 def _confinement(launcher: SpokeLauncher):
@@ -227,6 +264,7 @@ def test_a_preparation_made_by_another_process_is_refused(launcher, data_dir):
 
 # --- life of the pool ---------------------------------------------------------------------------------------
 
+@LOOKS_INTO_WAITING
 def test_a_child_that_died_waiting_is_passed_over(launcher, hub):
     waiting = _waiting_child(launcher)
     os.kill(waiting, signal.SIGKILL)
@@ -235,6 +273,70 @@ def test_a_child_that_died_waiting_is_passed_over(launcher, hub):
     assert hub.call(spoke, "run_code", {"code": "print('started')"}).response["stdout"] == "started\n"
 
 
+@LOOKS_INTO_WAITING
+def test_a_child_that_died_waiting_is_replaced_at_once():
+    with SpokeLauncher() as own:
+        waiting = _waiting_child(own)
+        os.kill(waiting, signal.SIGKILL)
+        # No control message in between: the zygote forks its replacement as it reaps the dead one.
+        assert _waiting_child(own, {waiting}) != waiting
+
+
+def test_a_child_forked_on_the_spot_becomes_the_spoke_however_slowly_it_starts(monkeypatch):
+    """None waiting: the zygote forks one and names it at once; the child, held in its start
+    until it has been named (a child slowed down, CPU-starved or swapping), must then become the
+    spoke, not die because the zygote no longer waits for its answer."""
+    prepare = confine.prepare
+
+    def held(*args, **kwargs):
+        signal.sigwait({signal.SIGUSR1})  # blocked since before the fork: released below
+        return prepare(*args, **kwargs)
+    monkeypatch.setattr(confine, "prepare", held)
+    hub_end, spoke_end = socket.socketpair()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        pid = zygote._hand_over(deque(), _fork_waiting, ENTRY.decode(), spoke_end.fileno())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        spoke_end.close()
+    os.kill(pid, signal.SIGUSR1)
+    try:
+        assert _report(hub_end)["pid"] == pid  # the spoke named is the one that runs, on that socket
+    finally:
+        hub_end.close()
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_a_spoke_is_told_the_zygote_that_forked_it_even_once_that_is_gone():
+    here, there = socket.socketpair()
+    forker = os.fork()
+    if forker == 0:  # pragma: no cover - child: a zygote that forks one child ahead, then dies
+        try:
+            child = _fork_waiting()
+            socket.send_fds(there, [str(child.pid).encode()], [child.handoff.fileno()])
+        finally:
+            os._exit(0)
+    there.close()
+    message, fds, _, _ = socket.recv_fds(here, 64, 1)
+    here.close()
+    os.waitpid(forker, 0)  # gone before its child is handed anything
+    pid, handoff = int(message), socket.socket(fileno=fds[0])
+    hub_end, spoke_end = socket.socketpair()
+    try:
+        socket.send_fds(handoff, [b"tests.sandbox_helpers:report_prepared"], [spoke_end.fileno()])
+        spoke_end.close()
+        report = _report(hub_end)
+        assert report["pid"] == pid
+        assert report["ppid"] != forker  # the control: its parent now is another process
+        assert report["zygote_pid"] == forker
+    finally:
+        hub_end.close()
+        handoff.close()
+    _until(lambda: not _alive(pid), "the orphaned child to end")
+
+
+@LOOKS_INTO_WAITING
 def test_children_waiting_end_with_the_zygote():
     with SpokeLauncher() as own:
         waiting = _waiting_child(own)

@@ -33,6 +33,7 @@ MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
 _LOCKED = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
            os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME}
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+PR_SET_DUMPABLE = 4
 
 PROC = Path("/proc")
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -144,15 +145,23 @@ def _kept_flags(path: str) -> int:
 def enter_user_namespace() -> None:
     """Become root of a new user namespace, mapped to the caller's own uid and gid (the only
     mapping an unprivileged process may write). Its capabilities reach only namespaces it
-    creates from here on; ``drop_capabilities`` ends them once the view is built."""
+    creates from here on; ``drop_capabilities`` ends them once the view is built.
+
+    Leaves the process not dumpable. A process forked by the zygote is not (no process of the
+    same uid may read its memory), but the kernel gives a non-dumpable process's /proc/self
+    files to root, so its own maps could not be written: it is dumpable for those writes only."""
     uid, gid = os.getuid(), os.getgid()
     unshare(CLONE_NEWUSER)
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
+    _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl(PR_SET_DUMPABLE, 1)")
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+    finally:
+        _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE, 0)")
 
 
 def drop_capabilities() -> None:

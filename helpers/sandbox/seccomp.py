@@ -46,8 +46,10 @@ SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
 PR_SET_NO_NEW_PRIVS = 38
 INSTRUCTION = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
 BPF_INSTRUCTION = INSTRUCTION.size
-# Two made-up pids, above any real one (pid_max is at most 2**22), to find where a filter uses its pid.
-PID_PROBES = (0x7EAD0001, 0x7EAD0002)
+# Two made-up pids, above any real one (pid_max is at most 2**22), to find where a filter uses its
+# pid. Every one of their 32 bits differs, so an instruction that uses any bits of the pid differs
+# between the two programs (two probes alike in some bits would hide an instruction using only those).
+PID_PROBES = (0xAAAAAAAA, 0x55555555)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
@@ -161,7 +163,10 @@ class Template:
     """The filter for ``exceptions``, compiled once for any pid: the program compiled for a
     made-up pid, and the instructions that hold it (found by compiling for a second one: they
     are the only instructions that differ, only in their constant). ``for_pid`` writes a real
-    pid there; the result is the program ``compile_filter`` would give for that pid."""
+    pid there; the result is the program ``compile_filter`` would give for that pid, which is
+    checked once, for this process's pid, before the template is used: a filter that uses its
+    pid otherwise (a rule only for real pids, say) raises SandboxError, and each spoke then
+    compiles its own."""
 
     def __init__(self, exceptions: Iterable[str] = ()) -> None:
         self.exceptions = frozenset(exceptions)
@@ -179,6 +184,10 @@ class Template:
         if not self.slots:
             raise SandboxError("seccomp: the filter holds no pid; no template")
         self.code = first
+        own = os.getpid()
+        if self.for_pid(own).code != compile_filter(own, self.exceptions).code:
+            raise SandboxError("seccomp: the template with a real pid written in is not the filter "
+                               "compiled for that pid; no template")
 
     def for_pid(self, pid: int) -> Program:
         code = bytearray(self.code)

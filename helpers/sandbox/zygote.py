@@ -19,8 +19,13 @@ which has done only its app-independent start (``confine.prepare``: namespaces, 
 default seccomp program) and holds nothing but /dev/null and its own hand-over socket.
 A spawn request hands the oldest one the spoke's socket and entry, once: the child closes
 its hand-over socket as soon as it has read the first, so it can never be handed a second
-app. The pool is refilled after each hand-over; with none waiting, a child is forked on
-the spot and goes through the same steps.
+app. The pool is refilled after each hand-over and after a waiting child died; with none
+waiting, a child is forked on the spot, goes through the same steps and is named at once.
+
+Not dumpable (PR_SET_DUMPABLE 0), the zygote and every child it forks: a process of the
+same uid (the hub's user, when the hub is not root) can then neither open their memory
+through /proc/PID/mem nor trace them. The one write that needs a dumpable process, a new
+user namespace's id maps, is bracketed in ``mounts.enter_user_namespace``.
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ from helpers.utilities.errors import SandboxError
 SPOKE_FD = 3    # in a spoke, its channel to the hub
 MAX_ENTRY = 1024  # bytes of a hand-over message (the entry, ``module:function``)
 TAKEN = b"\x01"   # a child's answer to its hand-over: it holds the spoke's socket now
-TAKE_TIMEOUT = 5.0
+TAKE_TIMEOUT = 5.0  # for a child of the pool to take its hand-over, else it is passed over
+PR_SET_DUMPABLE = 4
 _libc = ctypes.CDLL(None, use_errno=True)
 # Compiled (never run) by a child while it waits: a fork's first compile pages in the
 # compiler (about 0.7 ms here), which then happens before the hub names an app, not while
@@ -91,6 +97,10 @@ def main() -> None:
     # `python -c` puts the working directory first on the path; a spoke's working directory is
     # its own writable data directory, so that entry would import whatever the app left there.
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    # First, before it reads anything: no process of the same uid may read or write this
+    # process's memory (/proc/PID/mem, ptrace), nor that of any child it forks (inherited).
+    if _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise SandboxError(f"zygote: prctl(PR_SET_DUMPABLE) failed: {os.strerror(ctypes.get_errno())}")
     parent = os.getppid()
     _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the hub
     if os.getppid() != parent:
@@ -154,6 +164,9 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart, templa
         return _fork_ahead(ctl, (wake_r, wake_w), start.preparation, template)
 
     _refill(pool, start.pool, fork)
+    # Waiting children replaced after they died, since the last control message: bounded, so that
+    # a child that dies as soon as it is forked cannot keep the zygote forking.
+    replaced = 0
     while True:
         readable, _, _ = select.select([ctl.fileno(), wake_r], [], [])
         if wake_r in readable:
@@ -163,7 +176,12 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart, templa
                         break
                 except BlockingIOError:
                     break
+            missing = start.pool - len(pool)
             _reap(ctl, spokes, pool)
+            died = start.pool - len(pool) - missing
+            if died and not fds and replaced < start.pool:
+                replaced += died
+                _refill(pool, start.pool, fork)
         if ctl.fileno() not in readable:
             continue
         try:
@@ -179,6 +197,7 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart, templa
             for pid in [*spokes, *(waiting.pid for waiting in pool)]:
                 os.kill(pid, signal.SIGKILL)
             os._exit(0)
+        replaced = 0
         for frame in decoder.feed(data):
             request = _control(frame)
             # (a serial number: nothing about the app, whose setup the spoke reads after the fork)
@@ -191,7 +210,10 @@ def _serve(ctl: socket.socket, decoder: FrameDecoder, start: ZygoteStart, templa
                 os.close(spoke_fd)
             spokes.add(pid)
             _send(ctl, Spawned(serial=request.serial, pid=pid))
-        if not fds:  # refill only with no spoke's socket in hand: a new child must not inherit one
+        # Requests whose frames are still to come first: their sockets wait in ``fds``. (A child
+        # forked while the zygote holds spokes' sockets, as one forked on the spot does, closes
+        # every descriptor but its hand-over socket before anything else.)
+        if not fds:
             _refill(pool, start.pool, fork)
 
 
@@ -201,24 +223,39 @@ def _refill(pool: deque[_Waiting], size: int, fork: Callable[[], _Waiting]) -> N
 
 
 def _hand_over(pool: deque[_Waiting], fork: Callable[[], _Waiting], entry: str, spoke_fd: int) -> int:
-    """Give the spoke's socket and entry to a waiting child (the oldest; one forked now if none
-    is waiting); its pid, once it says it took them. A child that died waiting (before or while
-    it was handed them: the socket in flight is then released with its own) is passed over; one
-    forked now that does not take it is named all the same: the hub then finds its socket closed."""
-    while True:
-        waiting = pool.popleft() if pool else None
-        child = waiting or fork()
-        try:
-            socket.send_fds(child.handoff, [entry.encode()], [spoke_fd])
-            if select.select([child.handoff], [], [], TAKE_TIMEOUT)[0] and child.handoff.recv(1) == TAKEN:
-                return child.pid
-        except OSError:
-            pass
-        finally:
+    """Give the spoke's socket and entry to a waiting child (the oldest) and return its pid once
+    it says it took them. A child that died waiting (before or while it was handed them: the
+    socket in flight is then released with its own), or that does not answer within
+    TAKE_TIMEOUT, is passed over. With none waiting, a child forked now is handed them and
+    named at once, unawaited, as a spoke forked on request always was: there is no other child
+    to pass over to (if it dies, the hub finds its socket closed), and however slowly it starts,
+    the zygote goes on serving."""
+    while pool:
+        child = pool.popleft()
+        if _taken(child, entry, spoke_fd):
             child.handoff.close()
-        if waiting is None:
             return child.pid
-        _kill(child.pid)  # in case it is alive but stuck: it is no longer in the pool
+        # Killed before its hand-over socket is closed: a child that finds that socket closed
+        # when it answers is then already dying, unless it is one named unawaited (below).
+        _kill(child.pid)
+        child.handoff.close()
+    child = fork()
+    try:
+        socket.send_fds(child.handoff, [entry.encode()], [spoke_fd])
+    except OSError:
+        pass  # it died already: the spoke's socket goes with the zygote's copy, closed by the caller
+    finally:
+        child.handoff.close()  # queued, the hand-over is still read; the child's answer is not
+    return child.pid
+
+
+def _taken(child: _Waiting, entry: str, spoke_fd: int) -> bool:
+    """Whether ``child`` took the hand-over (answered TAKEN within TAKE_TIMEOUT)."""
+    try:
+        socket.send_fds(child.handoff, [entry.encode()], [spoke_fd])
+        return bool(select.select([child.handoff], [], [], TAKE_TIMEOUT)[0]) and child.handoff.recv(1) == TAKEN
+    except OSError:
+        return False
 
 
 def _kill(pid: int) -> None:
@@ -231,10 +268,11 @@ def _kill(pid: int) -> None:
 def _fork_ahead(ctl: socket.socket, wake: tuple[int, int], preparation: SpokePreparation,
                 template: seccomp.Template | None) -> _Waiting:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    zygote_pid = os.getpid()  # the child's parent, read before the fork: later it may be gone
     pid = os.fork()
     if pid == 0:
         ours.close()
-        _wait_to_become_spoke(ctl, wake, theirs, preparation, template)
+        _wait_to_become_spoke(ctl, wake, theirs, preparation, template, zygote_pid)
     theirs.close()
     return _Waiting(pid=pid, handoff=ours)
 
@@ -260,10 +298,11 @@ def _reap(ctl: socket.socket, spokes: set[int], pool: deque[_Waiting]) -> None:
 
 
 def _wait_to_become_spoke(ctl: socket.socket, wake: tuple[int, int], handoff: socket.socket,
-                          preparation: SpokePreparation, template: seccomp.Template | None) -> None:
+                          preparation: SpokePreparation, template: seccomp.Template | None,
+                          zygote_pid: int) -> None:
     """In the forked child: drop every descriptor of the zygote's, prepare, wait for the one
     hand-over, then run the spoke program it names (``module:function``, called with the
-    channel's fd, the zygote's pid and the preparation); never returns."""
+    channel's fd, the zygote's pid, ``zygote_pid``, and the preparation); never returns."""
     code = 70
     try:
         signal.set_wakeup_fd(-1)
@@ -289,12 +328,15 @@ def _wait_to_become_spoke(ctl: socket.socket, wake: tuple[int, int], handoff: so
         if not fds:  # the zygote is gone (or sent nothing to run): nothing to become
             code = 0
             return
-        handoff.send(TAKEN)
+        try:
+            handoff.send(TAKEN)
+        except OSError:  # named unawaited (forked on the spot): the zygote no longer listens
+            pass
         handoff.close()  # read once: nothing can hand this child a second app
         os.dup2(fds[0], SPOKE_FD)
         os.close(fds[0])
         module, _, function = entry.decode().partition(":")
-        code = getattr(importlib.import_module(module), function)(SPOKE_FD, zygote_pid=os.getppid(),
+        code = getattr(importlib.import_module(module), function)(SPOKE_FD, zygote_pid=zygote_pid,
                                                                   prepared=prepared)
     except BaseException:  # noqa: BLE001 - a spoke must never fall back into the zygote loop
         code = 70
