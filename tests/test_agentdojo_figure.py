@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.figure_helpers import one_line_refusal
+
 pytest.importorskip("matplotlib")
 
 SCRIPT = Path(__file__).resolve().parent.parent / "figure" / "agentdojo.py"
@@ -100,15 +102,6 @@ def test_same_results_give_the_same_bytes(tmp_path):
     assert draw(tmp_path, results, second).returncode == 0
     assert first.read_bytes() == second.read_bytes()
     assert b"<dc:date>" not in first.read_bytes()
-
-
-def one_line_refusal(done: subprocess.CompletedProcess, out: Path) -> str:
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert not out.exists()
-    return done.stderr
 
 
 def test_missing_results_file_says_how_to_produce_it(tmp_path):

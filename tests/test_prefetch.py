@@ -180,12 +180,13 @@ def test_a_wrong_guess_wastes_one_call_and_never_the_answer(launcher, data_dir, 
     assert "vanilla" not in spokes and "metro_hail" in spokes
 
 
-def test_a_wasted_call_that_fails_does_not_fail_the_answer(launcher, data_dir, tmp_path):
-    def fail_vanilla(system: str) -> None:
-        if system == prompts.VANILLA_SPOKE:
-            raise RuntimeError("connection reset")
+def _fail_vanilla(system: str) -> None:
+    if system == prompts.VANILLA_SPOKE:
+        raise RuntimeError("connection reset")
 
-    built, _ = _hub(launcher, tmp_path, before=fail_vanilla)
+
+def test_a_wasted_call_that_fails_does_not_fail_the_answer(launcher, data_dir, tmp_path):
+    built, _ = _hub(launcher, tmp_path, before=_fail_vanilla)
     with built as hub:
         answer = hub.answer(NOVEL)
     assert METRO in answer.text and answer.error is None
@@ -193,11 +194,7 @@ def test_a_wasted_call_that_fails_does_not_fail_the_answer(launcher, data_dir, t
 
 def test_a_used_call_that_failed_is_the_answer_s_failure(launcher, data_dir, tmp_path):
     """Control for the test above: the same failure, on a query with no app, is reported."""
-    def fail_vanilla(system: str) -> None:
-        if system == prompts.VANILLA_SPOKE:
-            raise RuntimeError("connection reset")
-
-    built, _ = _hub(launcher, tmp_path, before=fail_vanilla)
+    built, _ = _hub(launcher, tmp_path, before=_fail_vanilla)
     with built as hub:
         answer = hub.answer("Tell me a joke.")
     assert answer.error is not None and "LLM call failed" in str(answer.error)
