@@ -15,6 +15,7 @@ from helpers.llm.latency import (
     TTFT_S,
     LatencyModel,
     latency_from_args,
+    latency_models,
     latency_options,
     output_tokens,
 )
@@ -101,3 +102,15 @@ def test_options_build_the_model():
 def test_options_that_do_not_fit_are_refused(argv, words):
     with pytest.raises(ValueError, match=words):
         latency_from_args(_parse(*argv))
+
+
+def test_both_names_each_model_and_the_fixed_time_may_be_replaced():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency-ms", type=int, default=500)
+    latency_options(parser, default="both")
+    args = parser.parse_args(["--ttft-ms", "100"])
+    assert latency_models(args) == {"fixed": LatencyModel(fixed_s=0.5),
+                                    "tokens": LatencyModel(kind="tokens", ttft_s=0.1)}
+    assert latency_models(args, fixed_ms=200)["fixed"] == LatencyModel(fixed_s=0.2)
+    with pytest.raises(ValueError, match="belong to --latency-model tokens"):
+        latency_models(parser.parse_args(["--latency-model", "fixed", "--ms-per-token", "3"]))

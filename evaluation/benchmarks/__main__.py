@@ -25,7 +25,7 @@ from pathlib import Path
 from evaluation.benchmarks import e2e, isolation, planning, port
 from evaluation.benchmarks.queries import QUERIES, QUICK
 from helpers.configs import paths
-from helpers.llm.latency import LATENCY_KINDS, NO_LATENCY, LatencyModel, latency_model
+from helpers.llm.latency import BOTH, NO_LATENCY, latency_models, latency_options
 from helpers.sandbox.launcher import SpokeLauncher
 from helpers.utilities.environment import scratch_data_dir
 from helpers.utilities.errors import SecGPTError
@@ -41,30 +41,12 @@ def machine() -> dict:
             "machine": platform.machine()}
 
 
-def latency_models(args: argparse.Namespace) -> dict[str, LatencyModel]:
-    """The latency models the options ask for, by kind (ValueError: a wrong option)."""
-    kinds = LATENCY_KINDS if args.latency_model == "both" else (args.latency_model,)
-    if "tokens" not in kinds and (args.ttft_ms is not None or args.ms_per_token is not None):
-        raise ValueError("--ttft-ms and --ms-per-token belong to the tokens latency model")
-    if args.latency_ms < 0:
-        raise ValueError("--latency-ms cannot be negative")
-    fixed_ms = min(args.latency_ms, 200) if args.quick else args.latency_ms
-    return {kind: latency_model(kind, fixed_ms, args.ttft_ms, args.ms_per_token) for kind in kinds}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.benchmarks", description=__doc__.split("\n\n")[2])
     parser.add_argument("--quick", action="store_true", help="a run under a minute, same keys")
     parser.add_argument("--json", action="store_true", help="JSON on stdout instead of the table")
-    parser.add_argument("--latency-model", choices=(*LATENCY_KINDS, "both"), default="both",
-                        help="how long a simulated LLM call takes: fixed (--latency-ms per call), tokens (time to "
-                             "first token + output tokens x time per token), or both, one after the other "
-                             "(default: both)")
     parser.add_argument("--latency-ms", type=int, default=500, help="fixed model: time per call (default 500)")
-    parser.add_argument("--ttft-ms", type=float, default=None, metavar="MS",
-                        help="tokens model: time to the first token (default: GPT-4o's published median, 390)")
-    parser.add_argument("--ms-per-token", type=float, default=None, metavar="MS",
-                        help="tokens model: time per output token (default: GPT-4o's published median, 12.3)")
+    latency_options(parser, default=BOTH)
     parser.add_argument("--port-python", type=Path, default=None, metavar="PATH",
                         help="the LlamaIndex port's interpreter (default: SECGPT_PORT_PYTHON, "
                              "else .venv-port/bin/python)")
@@ -73,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the JSON is written (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        models = latency_models(args)
+        models = latency_models(args, fixed_ms=min(args.latency_ms, 200) if args.quick else None)
     except ValueError as exc:
         parser.error(str(exc))
     queries = QUICK if args.quick else QUERIES

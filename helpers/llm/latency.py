@@ -76,9 +76,11 @@ def output_tokens(content: str, calls: Iterable[tuple[str, Mapping[str, Any]]] =
 
 def latency_model(kind: str, fixed_ms: float = 0.0, ttft_ms: float | None = None,
                   ms_per_token: float | None = None) -> LatencyModel:
-    """From command-line values (milliseconds); a missing token figure takes its default."""
+    """From command-line values (milliseconds); a missing token figure takes its default. Each
+    model keeps only its own figures (the other's stay at their defaults)."""
+    if kind == "fixed":
+        return LatencyModel(fixed_s=fixed_ms / 1000)
     return LatencyModel(kind=kind,  # type: ignore[arg-type]  # checked in __post_init__
-                        fixed_s=fixed_ms / 1000 if kind == "fixed" else 0.0,
                         ttft_s=TTFT_S if ttft_ms is None else ttft_ms / 1000,
                         per_token_s=PER_TOKEN_S if ms_per_token is None else ms_per_token / 1000)
 
@@ -86,23 +88,39 @@ def latency_model(kind: str, fixed_ms: float = 0.0, ttft_ms: float | None = None
 NO_LATENCY = LatencyModel()
 
 
-def latency_options(parser: argparse.ArgumentParser) -> None:
-    """The options that choose the model, beside the command's own ``--latency-ms`` (fixed)."""
-    parser.add_argument("--latency-model", choices=LATENCY_KINDS, default="fixed",
+BOTH = "both"  # a command that runs its work once per model (the benchmark) may offer it
+
+
+def latency_options(parser: argparse.ArgumentParser, default: str = "fixed") -> None:
+    """The options that choose the model, beside the command's own ``--latency-ms`` (fixed).
+    ``default`` "both" also offers ``--latency-model both``."""
+    kinds = (*LATENCY_KINDS, BOTH) if default == BOTH else LATENCY_KINDS
+    parser.add_argument("--latency-model", choices=kinds, default=default,
                         help="fixed: --latency-ms per call; tokens: time to first token + output tokens x time "
-                             "per token (default: fixed)")
+                             f"per token{'; both: one after the other' if default == BOTH else ''} "
+                             f"(default: {default})")
     parser.add_argument("--ttft-ms", type=float, default=None, metavar="MS",
-                        help=f"tokens model: time to the first token (default {TTFT_S * 1000:.0f})")
+                        help=f"tokens model: time to the first token (default {TTFT_S * 1000:.0f}, "
+                             "GPT-4o's published median)")
     parser.add_argument("--ms-per-token", type=float, default=None, metavar="MS",
-                        help=f"tokens model: time of each output token (default {PER_TOKEN_S * 1000:.1f})")
+                        help=f"tokens model: time of each output token (default {PER_TOKEN_S * 1000:.1f}, "
+                             "GPT-4o's published median)")
+
+
+def latency_models(args: argparse.Namespace, fixed_ms: float | None = None) -> dict[str, LatencyModel]:
+    """The models the options name, by kind (``both``: each); ``fixed_ms`` replaces ``--latency-ms``
+    as the fixed model's time. ValueError: say it with ``parser.error``."""
+    kinds = LATENCY_KINDS if args.latency_model == BOTH else (args.latency_model,)
+    if "tokens" not in kinds and (args.ttft_ms is not None or args.ms_per_token is not None):
+        raise ValueError("--ttft-ms and --ms-per-token belong to --latency-model tokens")
+    if args.latency_ms < 0:
+        raise ValueError("--latency-ms cannot be negative")
+    ms = args.latency_ms if fixed_ms is None else fixed_ms
+    return {kind: latency_model(kind, ms, args.ttft_ms, args.ms_per_token) for kind in kinds}
 
 
 def latency_from_args(args: argparse.Namespace) -> LatencyModel:
-    """The model the options name (ValueError: say it with ``parser.error``)."""
-    if args.latency_model == "fixed" and (args.ttft_ms is not None or args.ms_per_token is not None):
-        raise ValueError("--ttft-ms and --ms-per-token belong to --latency-model tokens")
+    """The one model the options name (a command with one run: ``--latency-ms`` goes with fixed only)."""
     if args.latency_model == "tokens" and args.latency_ms:
         raise ValueError("--latency-ms is the fixed model's; the tokens model takes --ttft-ms and --ms-per-token")
-    if args.latency_ms < 0:
-        raise ValueError("--latency-ms cannot be negative")
-    return latency_model(args.latency_model, args.latency_ms, args.ttft_ms, args.ms_per_token)
+    return latency_models(args)[args.latency_model]
