@@ -39,7 +39,6 @@ from hub.effects import SideEffects
 from hub.hub_operator import HubOperator
 from hub.planner import Planner
 from hub.policy import VANILLA, FaithfulPolicy
-from hub.prefetch import Prefetch
 from hub.strict_policy import StrictPolicy
 
 Emit = Callable[[str, str], None]
@@ -76,7 +75,6 @@ class Hub:
         # Where this session's part of the audit log starts: the day's log may hold earlier sessions.
         self._audit_start = self.audit.path.stat().st_size if self.audit.path else 0
         self._permission_log: list[PermissionRecord] = []
-        self._prefetched = 0
         # A launcher passed in is shared (e.g. by a benchmark) and stays running after close().
         self._owns_launcher = launcher is None
         self.launcher = launcher or SpokeLauncher()
@@ -129,9 +127,9 @@ class Hub:
         return SessionInfo(system="SecGPT", isolation=self.isolation, asks_permissions=True, plans=True)
 
     def stats(self) -> SessionStats:
-        used = self.operator.prefetches_used if self.operator is not None else 0
+        started, used = (self.operator.prefetches_started, self.operator.prefetches_used) if self.operator else (0, 0)
         return SessionStats(llm_calls=self.llm.calls, prompt_chars=self.llm.prompt_chars,
-                            prefetched=self._prefetched, prefetches_used=used)
+                            prefetched=started, prefetches_used=used)
 
     def permission_log(self) -> list[PermissionRecord]:
         return list(self._permission_log)
@@ -202,8 +200,7 @@ class Hub:
         (``hub.prefetch``). It holds what that spoke will send: its instructions, the hub's memory, the
         query; no app's text."""
         messages = opening(prompts.VANILLA_SPOKE, chat_history(self.memory.context(HUB_NAMESPACE)), query)
-        self.operator.prefetch = Prefetch(self.llm, VANILLA, messages)
-        self._prefetched += 1
+        self.operator.start_prefetch(VANILLA, messages)
         self.emit("llm", "no installed app matches the request: its no-app answer is started beside the planner")
 
     def _answered(self, answer: Answer) -> Answer:

@@ -93,7 +93,7 @@ class HubOperator:
         self.policy = policy or FaithfulPolicy(importer.owner if importer else {}, SideEffects(importer))
         self.ctx = QueryContext(user)
         self.prefetch: Prefetch | None = None  # a call started ahead for a spoke (hub.prefetch), this query only
-        self.prefetches_used = 0
+        self.prefetches_started = self.prefetches_used = 0
         broker.handlers.update({"llm_request": self._serve_llm, "memory_request": self._serve_memory,
                                 "function_probe_request": self._serve_probe, "app_request": self._serve_app})
         broker.budgets.notify = lambda text: self.emit("budget", text)  # an overrun: one line for the user
@@ -260,6 +260,11 @@ class HubOperator:
                 self.failed(exc)
                 return ErrorMessage(id=request.id, code="llm_error", message=str(exc))
         return LLMResponse(id=request.id, message=self._check_own_calls(handle, reply)[0])
+
+    def start_prefetch(self, spoke: str, messages: list[ChatMessage]) -> None:
+        """Start now the LLM call ``spoke`` is expected to ask for (``hub.prefetch``); this query only."""
+        self.prefetch = Prefetch(self.llm, spoke, messages)
+        self.prefetches_started += 1
 
     def _prefetched(self, handle: SpokeHandle, request: LLMRequest) -> ChatMessage | None:
         """The reply to a call started ahead for exactly this request, if there is one; charged to the
