@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.figure_helpers import one_line_refusal
+from tests.figure_helpers import draw_without_matplotlib, one_line_refusal
 
 pytest.importorskip("matplotlib")
 
@@ -134,12 +134,6 @@ def test_malformed_results_file_is_refused_in_one_line(tmp_path, content):
 
 
 def test_without_matplotlib_says_what_to_install(tmp_path):
-    fake = tmp_path / "site" / "matplotlib"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('no matplotlib in this test')\n")
     out = tmp_path / "figure.svg"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--results", str(results_file(tmp_path)),
-                           "--output", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
-    message = one_line_refusal(done, out)
+    message = one_line_refusal(draw_without_matplotlib(tmp_path, SCRIPT, results_file(tmp_path), out), out)
     assert "pip install -r evaluation/agentdojo/requirements.txt" in message
