@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="a Python server: a function returning the SDK server object, run inside the spoke")
     kind.add_argument("--command", metavar="PATH", help="a stdio server: its executable, an absolute path")
     kind.add_argument("--url", help="a remote server (streamable HTTP), reached through the hub's egress")
-    add.add_argument("--arg", action="append", default=[], help="an argument of the Python factory (repeatable)")
+    add.add_argument("--arg", action="append", default=[],
+                     help="an argument of the Python factory (repeatable): true, false, null and numbers are "
+                          "JSON values, anything else a string (quote it, '\"1\"', for the string)")
     add.add_argument("--stdio-arg", action="append", default=[], help="an argument of the command (repeatable)")
     add.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                      help="the command's environment (repeatable; nothing else of yours is passed)")
@@ -284,12 +286,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _scalar(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (str, bool, int, float)) or value is None else text
+
+
 def _add(args: argparse.Namespace) -> int:
     env = dict(item.split("=", 1) for item in args.env if "=" in item)
     if len(env) != len(args.env):
         raise ConfigError("--env takes KEY=VALUE")
     try:
-        server = McpServer(python=args.python, args=args.arg,
+        server = McpServer(python=args.python, args=[_scalar(a) for a in args.arg],
                            command=[args.command, *args.stdio_arg] if args.command else None,
                            env=env, url=args.url)
     except ValidationError as exc:

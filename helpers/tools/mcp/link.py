@@ -36,7 +36,8 @@ class McpServer(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     python: str | None = Field(default=None, pattern=FACTORY_PATTERN, max_length=200)
-    args: list[str] = Field(default_factory=list, max_length=32)  # the factory's positional arguments
+    # The factory's positional arguments: JSON scalars (a flag is true, an unset option null).
+    args: list[str | bool | int | float | None] = Field(default_factory=list, max_length=32)
     command: list[str] | None = Field(default=None, min_length=1, max_length=64)
     env: dict[str, str] = Field(default_factory=dict)  # a command server's whole environment
     url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
