@@ -27,9 +27,19 @@ class _Ctl(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ServerCommand(_Ctl):
+    """An MCP command server, run as its own process by the spoke before the spoke's own Landlock
+    and seccomp (``helpers.sandbox.server_process``); decided by the hub (``server_process.plan``)."""
+
+    argv: list[str]  # argv[0] absolute
+    env: dict[str, str]  # its whole environment
+    executable: list[str]  # the files the kernel runs for it: the binary, its interpreters
+    log: str  # its stderr, a file in the app's data directory
+
+
 class Confinement(_Ctl):
     """Exactly what a new spoke applies to itself, in this order: mount view,
-    rlimits, identity, Landlock, seccomp."""
+    rlimits, identity, (its command server's process), Landlock, seccomp."""
 
     app: Name
     app_module: str  # "" for a spoke without app code (routing, vanilla)
@@ -45,6 +55,7 @@ class Confinement(_Ctl):
     # (False where the system forbids unprivileged user namespaces: the launcher warns).
     user_namespace: bool = False
     seccomp_exceptions: list[str] = []  # per-app, from the manifest; names in policy.POLICY_EXCEPTIONS
+    server: ServerCommand | None = None  # an MCP command server started before Landlock and seccomp
 
 
 class SpokePreparation(_Ctl):

@@ -227,6 +227,27 @@ class McpListResponse(_Msg):
 
 # --- life cycle and errors -----------------------------------------------------
 
+class ServerReport(_Msg):
+    """What an MCP command server's process applied to itself, measured by it just before it
+    ran the server's binary (``helpers.sandbox.server_process``), and how its exec went."""
+
+    pid: int
+    uid: int
+    gid: int
+    rlimits: dict[str, int]
+    seccomp: bool  # the kernel reports a filter in force (PR_GET_SECCOMP)
+    landlock_abi: int  # the ABI the restrict call enforced; 0: no Landlock
+    mount_namespace: bool  # compared with the zygote's, as the spoke's are
+    network_namespace: bool
+    user_namespace: bool = False
+    seccomp_exceptions: list[str] = []
+    # The files its Landlock rules give the execute right (copied: the rules were built from them).
+    executable: list[str] = []
+    # Measured by the spoke: it held the filter's listener, let exactly this process's one exec
+    # through, and closed the listener (every later exec fails), before the spoke's own filter.
+    exec_once: bool = False
+
+
 class SandboxReport(_Msg):
     """What the spoke applied to itself, measured after applying it and before any app code
     ran (``helpers.sandbox.confine``). Travels only in the start protocol
@@ -241,6 +262,7 @@ class SandboxReport(_Msg):
     network_namespace: bool  # a network namespace other than the zygote's
     user_namespace: bool = False  # a user namespace other than the zygote's (hub not root)
     seccomp_exceptions: list[str] = []
+    server: ServerReport | None = None  # its MCP command server's process, if it has one
 
 
 ErrorCode = Literal[

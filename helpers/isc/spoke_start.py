@@ -141,4 +141,14 @@ def report_mismatch(confinement: Confinement, report: SandboxReport, landlock_ab
     for name, value in expected.items():
         if getattr(report, name) != value:
             return f"{name} is {getattr(report, name)!r}, expected {value!r}"
+    if confinement.server is None or report.server is None:
+        if (confinement.server is None) != (report.server is None):
+            return f"server is {report.server!r}, expected {'a report' if confinement.server else None}"
+        return None
+    # Its MCP command server's process: the same layers, the execute right only where decided,
+    # and the one exec let through by the spoke, which then gave up the power to allow another.
+    expected.update(executable=list(confinement.server.executable), exec_once=True)
+    for name, value in expected.items():
+        if getattr(report.server, name) != value:
+            return f"server.{name} is {getattr(report.server, name)!r}, expected {value!r}"
     return None

@@ -5,6 +5,7 @@ What the hub needs to run one app in a spoke: code, egress, limits, agent profil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,12 @@ class AppSpec:
     profile: SpokeProfile | None = None
     sandbox_exceptions: frozenset[str] = frozenset()  # names in policy.POLICY_EXCEPTIONS
     budget: Budget = field(default_factory=Budget)  # what it may cost the hub per query (hub/budget.py)
+    # An MCP server run as a command: its argv (argv[0] an absolute path) and extra environment;
+    # the spoke starts it as its own confined process (helpers/sandbox/server_process.py).
+    server_command: tuple[str, ...] = ()
+    server_env: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def policy(self) -> SpokePolicy:
         return SpokePolicy(app=self.name, data_dir=paths.app_data_dir(self.name), limits=self.limits,
-                           extra_read_only=self.extra_read_only, exceptions=self.sandbox_exceptions)
+                           extra_read_only=self.extra_read_only, exceptions=self.sandbox_exceptions,
+                           server_command=self.server_command, server_env=dict(self.server_env))

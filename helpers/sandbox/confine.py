@@ -11,7 +11,9 @@ implies (a spoke prepared otherwise refuses). Nothing app-specific is decided in
 
 Order matters: the mount view needs root (or a user namespace of its own);
 rlimits are set while raising is still possible for nobody else; the identity is dropped before Landlock and seccomp
-(which forbid changing it); seccomp comes last because it forbids the calls
+(which forbid changing it); an app's MCP command server is forked then, the last moment a
+process can be (``server_process``: it inherits the view, limits and identity, and applies its own
+Landlock and seccomp); seccomp comes last because it forbids the calls
 the earlier steps make. Must run before any app code is imported.
 
 The report it returns is measured once every layer is in place, not copied from the
@@ -32,8 +34,8 @@ import resource
 from dataclasses import dataclass
 
 from helpers.isc.control import Confinement, SpokePreparation, preparation_for
-from helpers.isc.messages import SandboxReport
-from helpers.sandbox import landlock, mounts, seccomp
+from helpers.isc.messages import SandboxReport, ServerReport
+from helpers.sandbox import landlock, mounts, seccomp, server_process
 from helpers.sandbox.policy import CPU_HARD_GRACE_S, SPOKE_USER_NPROC
 from helpers.utilities.errors import SandboxError
 
@@ -68,6 +70,14 @@ class Namespaces:
     def __init__(self) -> None:
         self._dir = os.open("/proc/self/ns", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.started = self._now()
+
+    def rebase(self) -> None:
+        """Look at this process's own namespaces from now on. A child forked once /proc is covered
+        holds its parent's handle, to the parent's /proc/PID/ns (which a process not its parent's
+        tracer may not read); up from there is the same procfs, whose ``self`` is the child."""
+        own = os.open("../../self/ns", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._dir)
+        os.close(self._dir)
+        self._dir = own
 
     def _now(self) -> dict[str, tuple[int, int]]:
         found = {}
@@ -131,7 +141,7 @@ def confine(spec: Confinement, parent_pid: int, prepared: Prepared | None = None
             raise SandboxError(f"the spoke was prepared for {prepared.preparation!r}, "
                                f"its confinement asks for {preparation_for(spec)!r}")
         program = prepared.program if not spec.seccomp_exceptions else None
-        abi = _apply(spec, parent_pid, program)
+        abi, server = _apply(spec, parent_pid, program, prepared.namespaces)
         changed = prepared.namespaces.changed()  # after seccomp: what the app's code will run in
     finally:
         if prepared.namespaces is not None:
@@ -141,11 +151,13 @@ def confine(spec: Confinement, parent_pid: int, prepared: Prepared | None = None
         rlimits={name: resource.getrlimit(getattr(resource, name))[0] for name in spec.rlimits},
         seccomp=seccomp_mode() == SECCOMP_MODE_FILTER, landlock_abi=abi,
         mount_namespace="mnt" in changed, network_namespace="net" in changed, user_namespace="user" in changed,
-        seccomp_exceptions=list(spec.seccomp_exceptions))
+        seccomp_exceptions=list(spec.seccomp_exceptions), server=server)
 
 
-def _apply(spec: Confinement, parent_pid: int, program: seccomp.Program | None) -> int:
-    """Every app-specific layer, in order; returns the Landlock ABI enforced (0: none)."""
+def _apply(spec: Confinement, parent_pid: int, program: seccomp.Program | None,
+           namespaces: Namespaces) -> tuple[int, ServerReport | None]:
+    """Every app-specific layer, in order; returns the Landlock ABI enforced (0: none) and the
+    report of the app's command server, started here if it has one."""
     if spec.uid is not None:
         mounts.build_view(spec.read_only, spec.read_write, spec.masked, spec.uid, spec.gid or spec.uid)
     elif spec.user_namespace:
@@ -175,6 +187,9 @@ def _apply(spec: Confinement, parent_pid: int, program: seccomp.Program | None) 
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     os.chdir(spec.data_dir)
 
-    abi = landlock.restrict(spec.read_only, spec.read_write)  # its result: the ABI the kernel enforces
+    # Its own process, forked while forking is still possible; it confines itself (server_process).
+    server = server_process.start(spec, namespaces) if spec.server is not None else None
+    # No execute right anywhere: seccomp denies execve already; this is the second lock.
+    abi = landlock.restrict(spec.read_only, spec.read_write, execute=())  # its result: the ABI the kernel enforces
     seccomp.load(spec.seccomp_exceptions, program)
-    return abi
+    return abi, server

@@ -73,9 +73,16 @@ def _handled_fs(abi: int) -> int:
     return FS_BY_ABI.get(abi, FS_BY_ABI[5])
 
 
-def restrict(read_only: Iterable[str | Path], read_write: Iterable[str | Path]) -> int:
+def restrict(read_only: Iterable[str | Path], read_write: Iterable[str | Path],
+             execute: Iterable[str | Path] | None = None) -> int:
     """Confine this process to the given paths; deny all TCP; scope signals and
-    abstract Unix sockets to itself. Returns the ABI used (0: not applied)."""
+    abstract Unix sockets to itself. Returns the ABI used (0: not applied).
+
+    ``execute``: None keeps the execute right wherever reading is allowed; a list gives it to
+    those files only (read and execute), and to nothing under ``read_only`` or ``read_write``.
+    The kernel checks it when it opens a file to run it: the program named to execve, its ELF
+    interpreter, a script's ``#!`` interpreter. Shared libraries are mapped, not executed: they
+    need only the read right."""
     numbers = _numbers()
     abi = abi_version()
     if numbers is None or abi == 0:
@@ -89,8 +96,11 @@ def restrict(read_only: Iterable[str | Path], read_write: Iterable[str | Path]) 
     ruleset = _libc.syscall(create, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         raise SandboxError(f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}")
+    rules: list[tuple[Iterable[str | Path], int]] = [(read_only, READ_ONLY), (read_write, READ_WRITE)]
+    if execute is not None:
+        rules = [(paths, access & ~EXECUTE) for paths, access in rules] + [(execute, READ_FILE | EXECUTE)]
     try:
-        for paths, access in ((read_only, READ_ONLY), (read_write, READ_WRITE)):
+        for paths, access in rules:
             for path in paths:
                 _add_path(add_rule, ruleset, Path(path), access & handled_fs)
         if _libc.syscall(restrict_self, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from helpers.configs import paths
@@ -46,7 +47,7 @@ from helpers.isc.control import (
 from helpers.isc.framing import FrameDecoder, FrameTooLarge, encode_frame
 from helpers.isc.messages import ErrorMessage, SandboxReport
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
-from helpers.sandbox import app_dirs, landlock, mounts
+from helpers.sandbox import app_dirs, landlock, mounts, server_process
 from helpers.sandbox.policy import SpokePolicy, spoke_identity, zygote_environment
 from helpers.utilities.errors import ProtocolError, SandboxError, SpokeError
 
@@ -219,7 +220,7 @@ class SpokeLauncher:
     def confinement(self, policy: SpokePolicy, app_module: str) -> Confinement:
         # Same app, same places: same confinement (computing it walks the interpreter's layout).
         key = (policy.app, str(policy.data_dir), policy.limits.model_dump_json(), policy.extra_read_only,
-               policy.exceptions,
+               policy.exceptions, policy.server_command, tuple(sorted(policy.server_env.items())),
                app_module, str(paths.data_dir()), os.path.expanduser("~"))
         if key not in self._confinements:
             self._confinements[key] = self._confinement(policy, app_module)
@@ -228,6 +229,13 @@ class SpokeLauncher:
     def _confinement(self, policy: SpokePolicy, app_module: str) -> Confinement:
         uid, gid = self.identity(policy.app) or (None, None)
         read_only = policy.read_only_paths()
+        read_write = policy.read_write_paths()
+        server = None
+        if policy.server_command:
+            server = server_process.plan(policy.server_command, policy.server_env, policy.data_dir,
+                                         [*read_write, paths.data_dir()])
+            # The files run for it must be in the spoke's view (read-only, like the interpreter).
+            read_only += [Path(f) for f in server.executable if not any(Path(f).is_relative_to(p) for p in read_only)]
         exposed = [p for p in read_only if paths.data_dir().is_relative_to(p)]
         if exposed:
             raise SandboxError(f"the data directory {paths.data_dir()} lies under {exposed[0]}, which every "
@@ -235,11 +243,11 @@ class SpokeLauncher:
         return Confinement(
             app=policy.app, app_module=app_module, data_dir=str(policy.data_dir),
             read_only=[str(p) for p in read_only],
-            read_write=[str(p) for p in policy.read_write_paths()],
+            read_write=[str(p) for p in read_write],
             masked=[str(p) for p in policy.masked_paths()],
             rlimits=policy.rlimits(), uid=uid, gid=gid,
             network_namespace=self.network_namespace, user_namespace=self.user_namespaces,
-            seccomp_exceptions=sorted(policy.exceptions))
+            seccomp_exceptions=sorted(policy.exceptions), server=server)
 
     def identity(self, app: str) -> tuple[int, int] | None:
         """The (uid, gid) ``app``'s spokes run as; None when the hub is not root. Two apps never

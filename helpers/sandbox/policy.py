@@ -18,6 +18,7 @@ import resource
 import site
 import sys
 import sysconfig
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -93,7 +94,8 @@ ALLOWED_SYSCALLS: dict[str, str] = {
     "getresuid": "own identity", "getresgid": "own identity", "getgroups": "own identity",
     "getpgrp": "own process group", "capget": "read its own capabilities", "sched_yield": "yield the CPU",
     "getcpu": "which CPU it runs on", "getrusage": "its own resource use", "times": "its own CPU time",
-    "getrlimit": "read its limits", "wait4": "no children exist: harmless", "waitid": "no children exist: harmless",
+    "getrlimit": "read its limits", "wait4": "reap its own children (none, or its MCP command server)",
+    "waitid": "reap its own children (none, or its MCP command server)",
     "uname": "platform module", "sysinfo": "memory size (libraries size caches)",
     "getrandom": "randomness", "restart_syscall": "resume an interrupted call",
     # signals within the spoke (signals to others: see CONDITIONAL_SYSCALLS)
@@ -145,6 +147,14 @@ FCNTL_LOCKS = {"F_GETLK": 5, "F_SETLK": 6, "F_SETLKW": 7, "F_OFD_GETLK": 36, "F_
                "F_OFD_SETLKW": 38}
 ARCH_PRCTL_ALLOWED = {"ARCH_SET_GS": 0x1001, "ARCH_SET_FS": 0x1002, "ARCH_GET_FS": 0x1003,
                       "ARCH_GET_GS": 0x1004}
+
+# An MCP command server's filter is the spoke's plus these, sent to a supervisor (seccomp user
+# notification) instead of denied: the spoke, which lets exactly one through, the exec of the
+# server's own binary by the server's start code, then closes the listener. With no listener the
+# kernel fails the call (ENOSYS), so from the server's first instruction on nothing more is run.
+SUPERVISED_SYSCALLS: dict[str, str] = {
+    "execve": "the server's own start: its binary, once (helpers/sandbox/server_process.py)",
+}
 
 # Per-app exceptions a manifest may ask for (``"sandbox_exceptions": [...]``), each with what it
 # re-opens. Nothing else can be switched on, and no layer off.
@@ -378,6 +388,10 @@ class SpokePolicy:
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     extra_read_only: tuple[Path, ...] = ()
     exceptions: frozenset[str] = frozenset()  # names in POLICY_EXCEPTIONS, from the manifest
+    # An MCP command server run next to the spoke (helpers/sandbox/server_process.py): its argv
+    # (argv[0] absolute) and the environment variables it is given.
+    server_command: tuple[str, ...] = ()
+    server_env: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def rlimits(self) -> dict[str, int]:
         return rlimits_for(self.limits)

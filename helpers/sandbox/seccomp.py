@@ -42,7 +42,7 @@ LOW32 = 0xFFFFFFFF
 # Calls newer than this libseccomp's tables. Numbers from 424 on are the same on every
 # architecture (the kernel's unified syscall table), so they are safe to name by number.
 UNIFIED_NUMBERS = {"statmount": 457, "listmount": 458, "setxattrat": 463, "removexattrat": 466}
-SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_NEW_LISTENER = 1, 1, 8
 PR_SET_NO_NEW_PRIVS = 38
 INSTRUCTION = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
 BPF_INSTRUCTION = INSTRUCTION.size
@@ -62,7 +62,10 @@ def _arg32(index: int, value: int) -> sc.Arg:
     return sc.Arg(index, sc.MASKED_EQ, LOW32, value & LOW32)
 
 
-def build_filter(own_pid: int, exceptions: Iterable[str] = ()) -> sc.SyscallFilter:
+def build_filter(own_pid: int, exceptions: Iterable[str] = (), supervised: bool = False) -> sc.SyscallFilter:
+    """The spoke's filter for ``own_pid``; ``supervised`` (an MCP command server's filter): the
+    calls in ``policy.SUPERVISED_SYSCALLS`` go to the supervisor that holds the filter's
+    listener (``install(..., listener=True)``), which lets one through and then closes it."""
     exceptions = frozenset(exceptions)
     unknown = exceptions - set(policy.POLICY_EXCEPTIONS)
     if unknown:
@@ -80,6 +83,9 @@ def build_filter(own_pid: int, exceptions: Iterable[str] = ()) -> sc.SyscallFilt
     # repeats the default action); the tests check each one.
     if "file_locks" in exceptions:
         _add(f, allow, "flock")
+    if supervised:
+        for name in policy.SUPERVISED_SYSCALLS:
+            _add(f, sc.NOTIFY, name)
 
     # Threads yes, processes no (clone's flags are an unsigned long: all 64 bits count).
     _add(f, allow, "clone", sc.Arg(0, sc.MASKED_EQ, policy.CLONE_THREAD, policy.CLONE_THREAD))
@@ -144,9 +150,9 @@ class Program:
         self.syscall = ctypes.c_long(syscall_number("seccomp"))
 
 
-def compile_filter(own_pid: int, exceptions: Iterable[str] = ()) -> Program:
-    """The BPF program of ``build_filter(own_pid, exceptions)``, as libseccomp would load it."""
-    built = build_filter(own_pid, exceptions)
+def compile_filter(own_pid: int, exceptions: Iterable[str] = (), supervised: bool = False) -> Program:
+    """The BPF program of ``build_filter(own_pid, exceptions, supervised)``, as libseccomp would load it."""
+    built = build_filter(own_pid, exceptions, supervised)
     fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
         with open(fd, "rb", closefd=False) as sink:
@@ -196,16 +202,23 @@ class Template:
         return Program(bytes(code))
 
 
-def install(program: Program) -> None:
-    """Load a compiled filter into this process and every thread of it (TSYNC). Irreversible."""
+def install(program: Program, listener: bool = False) -> int | None:
+    """Load a compiled filter into this process and every thread of it (TSYNC). Irreversible.
+    ``listener``: for a single-threaded process only (the kernel refuses TSYNC with it), return
+    the filter's user-notification listener, an fd (close-on-exec) on which a supervisor answers
+    the calls the filter sends it (a ``supervised`` filter: ``build_filter``)."""
     if _libc.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1), 0, 0, 0) != 0:
         raise SandboxError(f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(ctypes.get_errno())}")
+    flags = SECCOMP_FILTER_FLAG_NEW_LISTENER if listener else SECCOMP_FILTER_FLAG_TSYNC
     result = _libc.syscall(program.syscall, ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
-                           ctypes.c_uint(SECCOMP_FILTER_FLAG_TSYNC), ctypes.byref(program.fprog))
+                           ctypes.c_uint(flags), ctypes.byref(program.fprog))
     if result < 0:
         raise SandboxError(f"seccomp filter could not be loaded: {os.strerror(ctypes.get_errno())}")
+    if listener:
+        return int(result)
     if result > 0:  # TSYNC names the thread it could not bring under the filter
         raise SandboxError(f"seccomp filter could not be applied to thread {result}")
+    return None
 
 
 def load(exceptions: Iterable[str] = (), program: Program | None = None) -> None:
