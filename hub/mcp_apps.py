@@ -261,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="an argument of the Python factory (repeatable): true, false, null and numbers are "
                           "JSON values, anything else a string (quote it, '\"1\"', for the string)")
     add.add_argument("--stdio-arg", action="append", default=[], help="an argument of the command (repeatable)")
+    add.add_argument("--read", action="append", default=[], metavar="PATH",
+                     help="a file or directory the command reads (its script, its install directory; repeatable)")
     add.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                      help="the command's environment (repeatable; nothing else of yours is passed)")
     add.add_argument("--allow", action="append", default=[], metavar="DOMAIN",
@@ -301,7 +303,7 @@ def _add(args: argparse.Namespace) -> int:
     try:
         server = McpServer(python=args.python, args=[_scalar(a) for a in args.arg],
                            command=[args.command, *args.stdio_arg] if args.command else None,
-                           env=env, url=args.url)
+                           env=env, read=[str(Path(p).resolve()) for p in args.read], url=args.url)
     except ValidationError as exc:
         raise ConfigError(f"the server: {exc.errors(include_url=False)[0]['msg']}") from exc
     done = install(args.name, server, description=args.description, allowed_domains=args.allow, update=args.update)

@@ -20,6 +20,7 @@ from helpers.utilities.errors import ConfigError
 from hub.audit import AuditLog
 from hub.broker import SpokeBroker
 from tests.http_helpers import QuietHandler
+from tests.mcp_command_helpers import FIXTURE_SERVER, SERVER_COMMAND
 from tests.mcp_helpers import PACKAGE, launcher_with_path, probe_package, remote_server
 
 NOTES = McpServer(python=f"{PACKAGE}.notes:create_server")
@@ -193,6 +194,25 @@ def test_a_remote_server_is_reached_through_the_hub_on_its_own_host_only(mcp_lau
         done.manifest.write_text(json.dumps(manifest))
         moved = broker.call(broker.start(_spec("remote")), "shout", {"text": "hello"})
         assert isinstance(moved, ErrorMessage) and "MCP server refused" in moved.message
+
+
+def test_a_command_server_answers_from_its_own_confined_process(launcher, data_dir):
+    from hub.mcp_apps import install
+    link = McpServer(command=list(SERVER_COMMAND), read=[str(FIXTURE_SERVER)])
+    install("calc", link, launcher=launcher)
+    hub = SpokeBroker(launcher, AuditLog(data_dir / "audit.jsonl"))
+    try:
+        spoke = hub.start(_spec("calc"))
+        report = spoke.process.sandbox
+        assert report is not None and report.server is not None  # the server's layers, measured and checked
+        assert isinstance(reply := hub.call(spoke, "add", {"a": 2, "b": 3}), AppResponse)
+        assert reply.response == {"result": 5}
+        escape = hub.call(spoke, "run", {"code": "import os; os.execv('/bin/sh', ['sh', '-c', 'true'])"})
+        # A second exec: the supervisor let the one exec through and is gone, so every later one fails.
+        assert isinstance(escape, AppResponse) and "Function not implemented" in escape.response["result"]
+    finally:
+        hub.close()
+        hub.audit.close()
 
 
 # --- the rug pull ------------------------------------------------------------------------------------

@@ -153,20 +153,24 @@ class InstalledApp:
                                                   response_schema=f.response_schema)
                              for f in self.functionalities.values()],
             others=[o for o in others if o not in self.functionalities], settings=self.settings)
-        allowed = self.manifest.allowed_domains
+        allowed, mcp = self.manifest.allowed_domains, self.manifest.mcp
         if "allowed_domains" in self.settings:  # the user's own list, from data/app_settings.json
             allowed = [normalize_allowed(d) for d in self.settings["allowed_domains"].split(",") if d.strip()]
         return AppSpec(name=self.name, module=self.manifest.module,
                        allowed_domains=frozenset(allowed),
                        limits=self.manifest.limits, profile=profile,
                        sandbox_exceptions=frozenset(self.manifest.sandbox_exceptions), budget=self.manifest.budget,
-                       extra_read_only=code_read_paths(self.manifest))
+                       extra_read_only=code_read_paths(self.manifest),
+                       server_command=tuple(mcp.command) if mcp is not None and mcp.command else (),
+                       server_env=dict(mcp.env) if mcp is not None else {})
 
 
 def code_read_paths(manifest: AppManifest) -> tuple[Path, ...]:
     """What a spoke must read, beyond what every spoke reads, to run the app's code."""
     if manifest.mcp is not None and manifest.mcp.python:
         return module_read_paths(manifest.mcp.python.partition(":")[0])
+    if manifest.mcp is not None and manifest.mcp.command:
+        return tuple(Path(p) for p in manifest.mcp.read)  # the binary itself: the sandbox grants it
     return module_read_paths(manifest.module) if manifest.module else ()
 
 

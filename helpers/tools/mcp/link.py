@@ -40,6 +40,8 @@ class McpServer(BaseModel):
     args: list[str | bool | int | float | None] = Field(default_factory=list, max_length=32)
     command: list[str] | None = Field(default=None, min_length=1, max_length=64)
     env: dict[str, str] = Field(default_factory=dict)  # a command server's whole environment
+    # What a command server reads beyond the system's libraries (its script, its install directory).
+    read: list[str] = Field(default_factory=list, max_length=32)
     url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
     # functionality name -> the server's tool name, where the tool's name is not a valid one
     # (MCP allows "-" and "."; SecGPT's names are letters, digits and "_").
@@ -53,8 +55,10 @@ class McpServer(BaseModel):
             raise ValueError(f"give exactly one of python, command, url (got {', '.join(kinds) or 'none'})")
         if self.args and self.python is None:
             raise ValueError("args are a python server's factory arguments; a command takes its own in command")
-        if self.env and self.command is None:
-            raise ValueError("env is a command server's environment; only a command has one")
+        if (self.env or self.read) and self.command is None:
+            raise ValueError("env and read are a command server's; only a command has them")
+        if any(not p.startswith("/") for p in self.read):
+            raise ValueError("read: give absolute paths")
         if self.command is not None and not self.command[0].startswith("/"):
             raise ValueError(f"command: {self.command[0]!r} must be an absolute path (write the full path, "
                              "e.g. from `which`): a search of PATH could find another program")
