@@ -55,16 +55,26 @@ async def over_pipes():
 
 
 async def main():
-    async with Client(over_pipes(), read_timeout_seconds=30) as client:
+    async with Client(over_pipes(), read_timeout_seconds=READ_TIMEOUT) as client:
         listed = await client.list_tools()
         answers = []
         for name, arguments in CALLS:
-            result = await client.call_tool(name, arguments)
+            try:
+                result = await client.call_tool(name, arguments)
+            except Exception as exc:  # the server gone (an exec that worked replaced it)
+                answers.append(f"call failed: {type(exc).__name__}: {exc}")
+                break
             answers.append(" ".join(getattr(part, "text", "") for part in result.content))
         return {"pid": pipes.pid, "tools": sorted(tool.name for tool in listed.tools), "answers": answers}
 
-print(json.dumps(anyio.run(main)))
+findings = anyio.run(main)
+print(json.dumps(findings))
 '''
+
+
+def client_code(calls: list[tuple[str, dict]], read_timeout: float = 30.0) -> str:
+    """``CLIENT_CODE`` making ``calls``; it leaves its findings in ``findings`` and prints them."""
+    return f"CALLS = {json.dumps([list(call) for call in calls])}\nREAD_TIMEOUT = {read_timeout}\n" + CLIENT_CODE
 
 
 def command_app(name: str = "mcpcmd", **kwargs: object) -> AppSpec:
@@ -75,7 +85,7 @@ def command_app(name: str = "mcpcmd", **kwargs: object) -> AppSpec:
 
 def call_server(hub: SpokeBroker, spoke: object, calls: list[tuple[str, dict]], timeout: float = 60.0) -> dict:
     """From inside ``spoke``: list the server's tools and make ``calls``; the client's findings."""
-    code = f"CALLS = {json.dumps([list(call) for call in calls])}\n" + CLIENT_CODE
+    code = client_code(calls)
     outcome = hub.call(spoke, "run_code", {"code": code}, timeout=timeout)
     response = outcome.response
     if response["error_type"] is not None:

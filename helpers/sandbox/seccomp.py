@@ -152,7 +152,7 @@ class Program:
 
 def compile_filter(own_pid: int, exceptions: Iterable[str] = (), supervised: bool = False) -> Program:
     """The BPF program of ``build_filter(own_pid, exceptions, supervised)``, as libseccomp would load it."""
-    built = build_filter(own_pid, exceptions, supervised)
+    built = build_filter(own_pid, exceptions, supervised=True) if supervised else build_filter(own_pid, exceptions)
     fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
         with open(fd, "rb", closefd=False) as sink:

@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from helpers.isc.control import Confinement, ServerCommand
 from helpers.isc.messages import ServerReport
@@ -214,32 +214,40 @@ def start(spec: Confinement, namespaces: Namespaces) -> ServerReport:
 
 def _supervise(sock: socket.socket, pid: int, server: ServerCommand, deadline: float) -> ServerReport:
     """Receive the child's report and listener, let its exec through, close the listener, and
-    wait until the exec closed the child's end of ``sock`` (or it says why it failed)."""
+    wait until the exec closed the child's end of ``sock`` (or it says why it failed).
+    ``exec_once`` is measured here: True only if the exec came to this supervisor and was let
+    through (an exec that never asked, under a filter that does not supervise it, leaves it False)."""
     data, fds = _receive(sock, deadline)
     if not fds:
         raise SandboxError(f"the MCP server's process could not confine itself: {_error(data)}")
-    listener = fds[0]
+    listener, supervised = fds[0], False
     try:
         for extra in fds[1:]:
             os.close(extra)
         report = ServerReport.model_validate_json(data)
-        notification = _next_notification(listener, deadline)
-        request_id, caller, syscall = notification[0], notification[1], notification[3]
-        allowed = caller == pid and syscall == seccomp.syscall_number("execve")
-        _respond(listener, request_id, allowed)
-        if not allowed:
-            raise SandboxError(f"the MCP server's supervisor was asked for system call {syscall} by pid {caller}")
+        if listener in _ready([listener, sock], deadline):
+            request_id, caller, _, syscall = _next_notification(listener)[:4]
+            supervised = caller == pid and syscall == seccomp.syscall_number("execve")
+            _respond(listener, request_id, supervised)
+            if not supervised:
+                raise SandboxError(f"the MCP server's supervisor was asked for system call {syscall} by pid {caller}")
     finally:
         os.close(listener)  # from here on every execve of the server fails: no one to ask
     data, _ = _receive(sock, deadline)
     if data:
         raise SandboxError(f"the MCP server {server.argv[0]} could not be started: {_error(data)}")
-    return report.model_copy(update={"exec_once": True})
+    return report.model_copy(update={"exec_once": supervised})
+
+
+def _ready(fds: list[Any], deadline: float) -> list[Any]:
+    ready = select.select(fds, [], [], max(deadline - time.monotonic(), 0))[0]
+    if not ready:
+        raise SandboxError(f"the MCP server's process did not start within {START_TIMEOUT:.0f}s")
+    return ready
 
 
 def _receive(sock: socket.socket, deadline: float) -> tuple[bytes, list[int]]:
-    if not select.select([sock], [], [], max(deadline - time.monotonic(), 0))[0]:
-        raise SandboxError(f"the MCP server's process did not start within {START_TIMEOUT:.0f}s")
+    _ready([sock], deadline)
     data, fds, _, _ = socket.recv_fds(sock, MAX_REPORT, 4)
     return data, fds
 
@@ -251,9 +259,7 @@ def _error(data: bytes) -> str:
         return "it ended without saying why"
 
 
-def _next_notification(listener: int, deadline: float) -> tuple[int, ...]:
-    if not select.select([listener], [], [], max(deadline - time.monotonic(), 0))[0]:
-        raise SandboxError("the MCP server's process did not run its program in time")
+def _next_notification(listener: int) -> tuple[int, ...]:
     buffer = ctypes.create_string_buffer(NOTIF.size)  # zeroed, as the kernel requires
     if _libc.ioctl(listener, ctypes.c_ulong(SECCOMP_IOCTL_NOTIF_RECV), buffer) != 0:
         raise SandboxError(f"seccomp notification: {os.strerror(ctypes.get_errno())}")
