@@ -1,12 +1,14 @@
 """Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-The seven case studies, run on SecGPT (in either isolation mode) or VanillaGPT, with
+The eight case studies, run on SecGPT (in either isolation mode) or VanillaGPT, with
 verdicts computed from what actually happened (``evaluation.case_verdicts``): the four of
-the original, and the three attacks the ACE paper (arXiv 2504.20984) published against
-IsolateGPT.
+the original, the three attacks the ACE paper (arXiv 2504.20984) published against
+IsolateGPT, and MCP tool poisoning and shadowing between two real MCP servers
+(evaluation/mcp_servers/), installed as apps the way a user installs one.
 
 Each case lives in one file (evaluation/attacker/, evaluation/ambiguity/): the apps
-installed (the original's format), the queries, the fixtures, and the script of
+installed (the original's format; MCP servers as ``case_study.mcp_servers``), the queries,
+the fixtures, and the script of
 the worst-case offline model: what a competent model does, plus what an obedient
 model does whenever the attack's trigger text is in its input. Nothing here or in
 the scripts depends on which system runs (each is driven through the session
@@ -41,9 +43,11 @@ CASE_FILES = {1: EVALUATION / "attacker" / "app_compromise.json", 2: EVALUATION 
               4: EVALUATION / "ambiguity" / "uncontrolled_system_alteration.json",
               5: EVALUATION / "attacker" / "execution_flow_disruption.json",
               6: EVALUATION / "attacker" / "execution_manager_hijack.json",
-              7: EVALUATION / "attacker" / "planner_manipulation.json"}
+              7: EVALUATION / "attacker" / "planner_manipulation.json",
+              8: EVALUATION / "attacker" / "mcp_tool_poisoning.json"}
 NAMES = {1: "App Compromise", 2: "Data Stealing", 3: "Inadvertent Data Exposure", 4: "Uncontrolled System Alteration",
-         5: "Execution Flow Disruption", 6: "Execution Manager Hijack", 7: "Planner Manipulation"}
+         5: "Execution Flow Disruption", 6: "Execution Manager Hijack", 7: "Planner Manipulation",
+         8: "MCP Tool Poisoning and Shadowing"}
 ORIGINAL_KEYS = ("available_functionalities", "installed_functionalities", "available_toolkits",
                  "installed_toolkits", "available_annotations", "enabled_annotations")
 
