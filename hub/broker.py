@@ -40,6 +40,8 @@ from helpers.isc.messages import (
     FinalResponse,
     FunctionalityDenialResponse,
     HttpRequest,
+    McpListRequest,
+    McpListResponse,
     Message,
     NoFunctionalityResponse,
     PlanStep,
@@ -57,13 +59,14 @@ from hub.budget import BudgetExceeded, BudgetLedger
 # What a spoke may ask the hub for, and what may answer the hub's request.
 BROKERED = ("http_request", "llm_request", "memory_request", "function_probe_request", "app_request")
 ANSWERS = ("app_response", "final_response", "no_functionality_response",
-           "functionality_denial_response", "error")
+           "functionality_denial_response", "mcp_list_response", "error")
 MAX_VIOLATIONS = 8
 # Why a send to a spoke failed (``_send``), when the spoke is to blame.
 NOT_READING, CLOSED = "stopped reading the hub's messages", "closed its channel"
 MAX_REQUESTS_PER_CALL = 256
 
-Outcome = AppResponse | FinalResponse | NoFunctionalityResponse | FunctionalityDenialResponse | ErrorMessage
+Outcome = (AppResponse | FinalResponse | NoFunctionalityResponse | FunctionalityDenialResponse | McpListResponse
+           | ErrorMessage)
 
 
 def describe(outcome: Outcome) -> str:
@@ -161,6 +164,10 @@ class SpokeBroker:
                                 results=results or [], tools=tools)
         return self.exchange(handle, outgoing, timeout)
 
+    def list_mcp_tools(self, handle: SpokeHandle, timeout: float | None = None) -> Outcome:
+        """The live tool list of the spoke's MCP server (installing or checking an MCP app)."""
+        return self.exchange(handle, McpListRequest(id=next(self._ids)), timeout)
+
     @contextmanager
     def one_query(self) -> Iterator[None]:
         """Several top-level exchanges that make one user query (strict mode: the hub's calls of
@@ -182,7 +189,7 @@ class SpokeBroker:
         with self._depth_lock:
             self._depth -= 1
 
-    def exchange(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest,
+    def exchange(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest | McpListRequest,
                  timeout: float | None = None) -> Outcome:
         """Send one request and serve the spoke's own requests until it answers."""
         app = handle.app.name
@@ -206,7 +213,8 @@ class SpokeBroker:
             handle.busy = False
             self._leave()
 
-    def _serve_until_answer(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest, deadline: float,
+    def _serve_until_answer(self, handle: SpokeHandle, outgoing: AppRequest | QueryRequest | McpListRequest,
+                            deadline: float,
                             limit: float) -> Outcome:
         app = handle.app.name
         served = 0

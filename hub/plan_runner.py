@@ -222,7 +222,7 @@ def _fits(value, schema: dict) -> bool:
 
 def _annotation_app(op: HubOperator, app: str) -> bool:
     installed = op.importer.apps.get(app)
-    return installed is not None and not installed.manifest.module
+    return installed is not None and installed.manifest.is_annotation
 
 
 def _phrase_all(op: HubOperator, query: str, done: dict[str, list[DoneCall]]) -> list[str]:

@@ -30,6 +30,7 @@ from helpers.isc.messages import (
     AppResponse,
     ErrorMessage,
     FinalResponse,
+    McpListRequest,
     MemoryRequest,
     NoFunctionalityResponse,
     QueryRequest,
@@ -37,6 +38,7 @@ from helpers.isc.messages import (
 from helpers.isc.spoke_start import ConfineRequest, LoadRequest, SpokeConfined, SpokeReady
 from helpers.sandbox.confine import Prepared, confine
 from helpers.utilities.errors import ProtocolError, SecGPTError
+from spoke.mcp_app import McpApp
 from spoke.spoke_operator import SpokeOperator
 
 # How long a new spoke waits for each of the hub's start messages (the hub gives up sooner).
@@ -101,13 +103,24 @@ def _drop_writable_import_paths(data_dir: str) -> None:
 
 def _serve(channel: Channel, functionalities: dict, profile: SpokeProfile | None) -> int:
     hub = SpokeOperator(channel, profile.settings if profile else None, profile.app if profile else "")
+    mcp = McpApp(profile, hub) if profile is not None and profile.mcp is not None else None
     while True:
         try:
             message = channel.recv()
         except ChannelClosed:
+            if mcp is not None:
+                mcp.close()
             return 0
+        if mcp is not None and isinstance(message, (AppRequest, QueryRequest)):
+            found = mcp.functionalities()  # connected (and its pin checked) on first use
+            if isinstance(found, ErrorMessage):
+                channel.send(found.model_copy(update={"id": message.id}))
+                continue
+            functionalities = found
         if isinstance(message, Violation):
             channel.send(ErrorMessage(code=message.code, message=message.detail))
+        elif isinstance(message, McpListRequest) and mcp is not None:
+            channel.send(mcp.listing(message.id))
         elif isinstance(message, AppRequest):
             channel.send(_run_functionality(message, functionalities, hub))
         elif isinstance(message, QueryRequest) and profile is not None:

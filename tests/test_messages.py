@@ -32,6 +32,9 @@ EXAMPLES: list[m.Message] = [
     m.MemoryResponse(id=7, value=[{"role": "user", "content": "x"}]),
     m.HttpRequest(id=8, method="GET", url="https://example.com/"),
     m.HttpResponse(id=8, status=200, headers={"content-type": "text/plain"}, body="ok"),
+    m.McpListRequest(id=9),
+    m.McpListResponse(id=9, server="mcp-time", tools=[m.McpTool(name="get-time", description="d",
+                                                               input_schema={"type": "object"})]),
     m.ErrorMessage(id=None, code="bad_json", message="x"),
 ]
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from helpers.isc.messages import Name
+from helpers.tools.mcp.link import McpServer
 
 CONTROL_FD = 3  # where the zygote finds its control socket (the launcher puts it there)
 
@@ -79,6 +80,7 @@ class SpokeProfile(_Ctl):
     functionalities: list[FunctionalityProfile] = []
     others: list[Name] = []
     settings: dict[str, str] = {}
+    mcp: McpServer | None = None  # an MCP app: how its spoke reaches its server, and the pin
 
 
 # A module the zygote imports by name, and the function a new spoke runs ("package.module:function").

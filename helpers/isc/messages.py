@@ -200,6 +200,31 @@ class HttpResponse(_Msg):
     body_encoding: BodyEncoding = "utf-8"
 
 
+# --- an MCP server's tool list (installing an MCP app: helpers/tools/mcp) ------------
+
+class McpTool(_Msg):
+    """One tool as the server listed it: the vendor's text and schemas, untrusted until pinned."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    description: Text = ""
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+
+
+class McpListRequest(_Msg):
+    """List the tools of the spoke's MCP server (hub->spoke, when the app is installed or checked)."""
+
+    type: Literal["mcp_list_request"] = "mcp_list_request"
+    id: RequestId
+
+
+class McpListResponse(_Msg):
+    type: Literal["mcp_list_response"] = "mcp_list_response"
+    id: RequestId
+    server: Annotated[str, Field(max_length=256)] = ""  # the name the server gives itself
+    tools: Annotated[list[McpTool], Field(max_length=256)]
+
+
 # --- life cycle and errors -----------------------------------------------------
 
 class SandboxReport(_Msg):
@@ -237,7 +262,7 @@ class ErrorMessage(_Msg):
 Message = Annotated[
     FunctionProbeRequest | FunctionProbeResponse | AppRequest | AppResponse | QueryRequest | FinalResponse
     | NoFunctionalityResponse | FunctionalityDenialResponse | LLMRequest | LLMResponse | MemoryRequest
-    | MemoryResponse | HttpRequest | HttpResponse | ErrorMessage,
+    | MemoryResponse | HttpRequest | HttpResponse | McpListRequest | McpListResponse | ErrorMessage,
     Field(discriminator="type"),
 ]
 
@@ -245,7 +270,7 @@ MESSAGE_TYPES: tuple[str, ...] = (
     "function_probe_request", "function_probe_response", "app_request", "app_response",
     "query_request", "final_response", "no_functionality_response", "functionality_denial_response",
     "llm_request", "llm_response", "memory_request", "memory_response",
-    "http_request", "http_response", "error",
+    "http_request", "http_response", "mcp_list_request", "mcp_list_response", "error",
 )  # a spoke's start (confine, spoke_confined, load_app, spoke_ready) is in spoke_start.py
 
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)

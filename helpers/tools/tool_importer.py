@@ -35,6 +35,7 @@ from helpers.sandbox.budget import MAX_REQUEST_TIMEOUT_S, Budget
 from helpers.sandbox.egress import normalize_allowed
 from helpers.sandbox.policy import POLICY_EXCEPTIONS, ResourceLimits, interpreter_paths
 from helpers.tools.app_names import reserved, skeleton
+from helpers.tools.mcp.link import McpServer
 from helpers.utilities.errors import ConfigError
 
 TOOLS_DIR = paths.REPO_ROOT / "helpers" / "tools"
@@ -64,6 +65,11 @@ class AppManifest(BaseModel):
     sandbox_exceptions: list[Literal[tuple(POLICY_EXCEPTIONS)]] = Field(default_factory=list)  # type: ignore[valid-type]
     # What it may cost the hub per query (LLM calls, prompt and audit KiB), within the hub's maxima.
     budget: Budget = Field(default_factory=Budget)
+    mcp: McpServer | None = None  # an MCP server as the app's code (helpers/tools/mcp; no module)
+
+    @property
+    def is_annotation(self) -> bool:
+        return not self.module and self.mcp is None
 
     @field_validator("name")
     @classmethod
@@ -95,6 +101,12 @@ class AppManifest(BaseModel):
 
     @model_validator(mode="after")
     def _one_description(self) -> AppManifest:
+        if self.mcp is not None and self.module:
+            raise ValueError("an MCP app's code is its server (\"mcp\"); remove \"module\"")
+        if self.mcp is not None and not self.description:
+            raise ValueError("description is missing: say what the MCP server does (the planner and the user read it)")
+        if self.mcp is not None:
+            return self
         if self.module and not self.description:
             raise ValueError("description is missing: say what the app does (the planner and the user read it)")
         if not self.module and self.description:
@@ -134,6 +146,7 @@ class InstalledApp:
     def spec(self, others: list[str]) -> AppSpec:
         profile = SpokeProfile(
             kind="app", app=self.name, description=self.manifest.description, annotation=self.annotation,
+            mcp=self.manifest.mcp,
             functionalities=[FunctionalityProfile(name=f.name, description=f.description,
                                                   request_schema=f.request_schema,
                                                   response_schema=f.response_schema)
@@ -146,7 +159,14 @@ class InstalledApp:
                        allowed_domains=frozenset(allowed),
                        limits=self.manifest.limits, profile=profile,
                        sandbox_exceptions=frozenset(self.manifest.sandbox_exceptions), budget=self.manifest.budget,
-                       extra_read_only=module_read_paths(self.manifest.module) if self.manifest.module else ())
+                       extra_read_only=code_read_paths(self.manifest))
+
+
+def code_read_paths(manifest: AppManifest) -> tuple[Path, ...]:
+    """What a spoke must read, beyond what every spoke reads, to run the app's code."""
+    if manifest.mcp is not None and manifest.mcp.python:
+        return module_read_paths(manifest.mcp.python.partition(":")[0])
+    return module_read_paths(manifest.module) if manifest.module else ()
 
 
 def module_read_paths(module: str) -> tuple[Path, ...]:
@@ -184,6 +204,11 @@ def module_read_paths(module: str) -> tuple[Path, ...]:
     return (package,)
 
 
+def installed_dir() -> Path:
+    """Apps the user installed into the data directory (MCP servers: hub/mcp_apps.py)."""
+    return paths.data_dir() / "installed"
+
+
 def default_functionalities_path() -> Path:
     """The data directory's functionalities.json, else the repository's."""
     own = paths.data_dir() / "functionalities.json"
@@ -196,7 +221,9 @@ class ToolImporter:
     (``owner``), and what a spoke of each app is given (``app_spec``)."""
 
     functionalities_path: Path = field(default_factory=lambda: default_functionalities_path())
-    extra_dirs: tuple[Path, ...] = ()  # more app folders, each with manifests/ and specifications/
+    # More app folders, each with manifests/ and specifications/; the data directory's installed/
+    # (where `python -m hub.mcp_apps add` installs MCP servers) is always searched first.
+    extra_dirs: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         self.config = self._read_config()
@@ -242,7 +269,7 @@ class ToolImporter:
         return config
 
     def _find(self, folder: str, filename: str) -> Path:
-        for base in (*self.extra_dirs, TOOLS_DIR):
+        for base in (installed_dir(), *self.extra_dirs, TOOLS_DIR):
             if (base / folder / filename).exists():
                 return base / folder / filename
         return TOOLS_DIR / folder / filename
@@ -259,15 +286,14 @@ class ToolImporter:
         if manifest.name != app_name:
             raise ConfigError(f"{path}: name is {manifest.name!r}, expected {app_name!r}")
         annotation = None
-        if not manifest.module:
+        if manifest.is_annotation:
             spec = self._load_annotation(app_name)
             manifest, annotation = manifest.model_copy(update={"description": spec.description}), spec.annotation_text
         self._refuse_confusable(path, app_name, [app_name, *members])
-        if manifest.module:  # where the code lives is checked at install, not first at spoke start
-            try:
-                module_read_paths(manifest.module)
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: module: {exc}") from exc
+        try:  # where the code lives is checked at install, not first at spoke start
+            code_read_paths(manifest)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {'mcp.python' if manifest.mcp else 'module'}: {exc}") from exc
         functionalities = {}
         for name in members:
             if name not in manifest.functionalities:
