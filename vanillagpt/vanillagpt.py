@@ -29,6 +29,9 @@ from helpers.memory.store import MemoryStore
 from helpers.sandbox.http_broker import HttpBroker
 from helpers.templates import prompts
 from helpers.tools.app_module import app_functions
+from helpers.tools.mcp import client as mcp_client
+from helpers.tools.mcp.client import McpConnection
+from helpers.tools.mcp.link import McpServer
 from helpers.tools.tool_importer import ToolImporter
 from helpers.utilities.errors import LLMError, MemoryUnavailable
 from helpers.utilities.failures import failure_of
@@ -69,6 +72,7 @@ class VanillaGPT:
         self._memory_backend = MemoryBackend(redis_url)
         self.memory: MemoryStore | None = None
         self.http = http or HttpBroker()
+        self._mcp: list[McpConnection] = []  # MCP servers, connected (and their pins checked) at start
         self.tools = self._load_tools()
 
     def start(self) -> VanillaGPT:
@@ -76,6 +80,8 @@ class VanillaGPT:
         return self
 
     def close(self) -> None:
+        for connection in self._mcp:
+            connection.close()
         self._memory_backend.close()
         self.http.close()
 
@@ -111,13 +117,17 @@ class VanillaGPT:
     def _load_tools(self) -> list[AgentTool]:
         tools: list[AgentTool] = []
         for app in self.importer.apps.values():
-            if not app.manifest.module:
+            if app.manifest.is_annotation:
                 continue  # an annotation app: its text goes into the one shared system prompt
             app_dir = paths.app_data_dir(app.name)
             spec = self.importer.app_spec(app.name)
             hub = _InProcessHub(app.name, app.settings, spec.allowed_domains, self.http)
-            functions = app_functions(importlib.import_module(app.manifest.module), list(app.functionalities),
-                                      app.settings)
+            if app.manifest.mcp is not None:
+                functions = self._connect_mcp(app.name, app.manifest.mcp, hub, app_dir,
+                                              list(app.functionalities.values()))
+            else:
+                functions = app_functions(importlib.import_module(app.manifest.module), list(app.functionalities),
+                                          app.settings)
             for f in app.functionalities.values():
                 function = functions[f.name]
 
@@ -135,6 +145,20 @@ class VanillaGPT:
                                         parameters={"type": "object", "properties": {}}),
                                lambda args: as_text(self.memory.entities(NAMESPACE) if self.memory else {})))
         return tools
+
+    def _connect_mcp(self, app: str, link: McpServer, hub: _InProcessHub, where: Path,
+                     functionalities: list) -> dict[str, Callable]:
+        """The same client as in a spoke, in this process: a Python server runs here, a command as a
+        plain subprocess, a remote server through the same egress rule; the pin is checked alike."""
+        where.mkdir(parents=True, exist_ok=True)
+        previous = os.getcwd()
+        os.chdir(where)  # the server starts where it would in its spoke: its app's own directory
+        try:
+            connection, functions = mcp_client.connect(app, link, hub, functionalities)
+        finally:
+            os.chdir(previous)
+        self._mcp.append(connection)
+        return functions
 
     def system_prompt(self) -> str:
         apps = "\n".join(f"- {a.name}: {a.manifest.description}" for a in self.importer.apps.values())

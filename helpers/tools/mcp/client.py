@@ -103,7 +103,8 @@ class McpConnection:
             from mcp import StdioServerParameters
             return StdioServerParameters(command=link.command[0], args=link.command[1:], env=dict(link.env),
                                          cwd=os.getcwd())
-        return link.url
+        from mcp.client.streamable_http import streamable_http_client
+        return streamable_http_client(link.url or "", http_client=egress.async_client(self.door))
 
     # --- use ----------------------------------------------------------------------------------------
     def call(self, tool: str, arguments: dict[str, Any]) -> Any:

@@ -90,9 +90,26 @@ def _patch(library: Any) -> None:
     library.AsyncHTTPTransport.handle_async_request = handle_async_request
 
 
+def async_client(door: Door) -> Any:
+    """An ``httpx2.AsyncClient`` (the SDK's HTTP library) whose every request goes to ``door``. Made
+    without the library's own transport, which would read the system's CA files at construction
+    (a spoke may not read /etc; TLS is the hub's business)."""
+    import httpx2
+
+    class HubTransport(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: Any) -> Any:
+            return _forward(httpx2, door, request, await request.aread())
+
+    return httpx2.AsyncClient(transport=HubTransport(), trust_env=False)
+
+
 def _forward(library: Any, door: Door, request: Any, body: bytes) -> Any:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-    reply = door.http(request.method, str(request.url), headers=headers, body=body or None)
+    token = _door.set(None)  # the door's own HTTP (VanillaGPT's broker, in this process) is the real one
+    try:
+        reply = door.http(request.method, str(request.url), headers=headers, body=body or None)
+    finally:
+        _door.reset(token)
     if isinstance(reply, ErrorMessage):
         raise library.ConnectError(f"refused by SecGPT's hub: {reply.message}", request=request)
     content = reply.body.encode() if reply.body_encoding == "utf-8" else _b64(reply.body)
