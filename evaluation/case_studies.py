@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,11 +78,14 @@ def load_case(number: int) -> dict:
 
 
 @contextmanager
-def case_world(case: dict) -> Iterator[Path]:
-    """A fresh data directory (and HOME) for one run, with the case's apps and fixtures."""
+def case_world(case: dict, launcher=None) -> Iterator[Path]:
+    """A fresh data directory (and HOME) for one run, with the case's apps and fixtures. The
+    case's MCP servers are installed as a user installs one (``hub.mcp_apps.install``: their
+    tools listed inside a confined spoke, pinned, enabled), for either system."""
     from helpers.tools.google.local_api import LocalGoogleAccount
     with scratch_data_dir("secgpt-case-") as data:
         (data / "functionalities.json").write_text(json.dumps({k: case[k] for k in ORIGINAL_KEYS if k in case}))
+        _install_mcp_servers(case["case_study"].get("mcp_servers", []), launcher)
         fixtures = case["case_study"].get("fixtures", {})
         account = LocalGoogleAccount(data / "google_local")
         for i, mail in enumerate(fixtures.get("emails", [])):
@@ -91,6 +94,19 @@ def case_world(case: dict) -> Iterator[Path]:
         for name, text in fixtures.get("documents", {}).items():
             account.add_document(name, text)
         yield data
+
+
+def _install_mcp_servers(servers: list[dict], launcher) -> None:
+    if not servers:
+        return
+    from helpers.sandbox.launcher import SpokeLauncher
+    from helpers.tools.mcp.link import McpServer
+    from hub.mcp_apps import install
+    with ExitStack() as stack:
+        runner = launcher or stack.enter_context(SpokeLauncher())
+        for server in servers:
+            install(server["name"], McpServer(python=server["python"]), description=server["description"],
+                    launcher=runner)
 
 
 def llm_for(case: dict, choice: str, data: Path) -> LLMConfig:
@@ -123,7 +139,7 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
              isolation: IsolationMode = "faithful") -> Verdict:
     case = load_case(number)
     study = case["case_study"]
-    with case_world(case) as data:
+    with case_world(case, launcher) as data:
         llm = llm_for(case, llm_choice, data)
         emit: Emit = lambda kind, text: say(f"   [{kind}] {text}")  # noqa: E731
         session = SYSTEMS[system](llm, consent=consent, launcher=launcher, read=read, write=say, emit=emit,
