@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from helpers.configs import paths
 from helpers.isc.messages import NAME_PATTERN, McpListResponse, McpTool
 from helpers.sandbox.launcher import SpokeLauncher
@@ -290,8 +292,8 @@ def _add(args: argparse.Namespace) -> int:
         server = McpServer(python=args.python, args=args.arg,
                            command=[args.command, *args.stdio_arg] if args.command else None,
                            env=env, url=args.url)
-    except ValueError as exc:
-        raise ConfigError(f"the server: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"the server: {exc.errors(include_url=False)[0]['msg']}") from exc
     done = install(args.name, server, description=args.description, allowed_domains=args.allow, update=args.update)
     print(f"installed {done.name} ({done.server or server.describe()}), {len(done.tools)} tools, pinned:")
     for tool in done.tools:

@@ -209,12 +209,13 @@ def test_repository_packages_outside_the_code_dirs_refused(data_dir, module):
 
 def test_project_and_installed_packages_accepted(data_dir, probes_dir, monkeypatch):
     """Project code and installed libraries need no grant (every spoke reads them); a package
-    elsewhere on the path is granted its own directory, and nothing more."""
+    elsewhere on the path is granted the path's entry it lies in (the import lists it), and
+    nothing more."""
     from helpers.tools.tool_importer import module_read_paths
     assert module_read_paths("helpers.tools.apps.metro_hail") == ()
     assert module_read_paths("jsonschema.validators") == ()
     monkeypatch.syspath_prepend(str(probes_dir))
-    assert module_read_paths(f"{PROBES}.forge_ready") == ((probes_dir / PROBES).resolve(),)
+    assert module_read_paths(f"{PROBES}.forge_ready") == (probes_dir.resolve(),)
 
 
 def test_manifest_naming_a_namespace_package_refused_before_any_spoke(tmp_path, data_dir):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -171,8 +172,8 @@ def code_read_paths(manifest: AppManifest) -> tuple[Path, ...]:
 
 def module_read_paths(module: str) -> tuple[Path, ...]:
     """The directory a spoke must read to import ``module``: nothing for a package every spoke
-    reads already (helpers/ and spoke/, the interpreter's libraries), else its top-level
-    package's own directory.
+    reads already (helpers/ and spoke/, the interpreter's libraries), else the Python path's
+    entry its top-level package lies in (importing lists it), or that package's own directory.
 
     Refused, because the grant would expose what the hub keeps from apps: a top-level name
     that is not a regular package (a namespace package has no __init__.py and takes its
@@ -193,6 +194,11 @@ def module_read_paths(module: str) -> tuple[Path, ...]:
     if any(package.is_relative_to(p) for p in (*(paths.REPO_ROOT / d for d in paths.CODE_DIRS),
                                                *interpreter_paths())):
         return ()
+    # Importing it lists the directory it was found in (the Python path's entry), so that entry is
+    # granted, as site-packages is: a directory of installed code (pip install --target DIR).
+    entries = {Path(p).resolve() for p in sys.path if p not in ("", ".")}
+    if package.parent in entries:
+        package = package.parent
     if package.is_relative_to(paths.REPO_ROOT) or paths.REPO_ROOT.is_relative_to(package):
         raise ConfigError(f"app module {module!r} lives in {package}, inside the repository but outside its code "
                           f"directories ({', '.join(paths.CODE_DIRS)}); move it into helpers/tools/apps/ or "
