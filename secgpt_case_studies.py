@@ -1,6 +1,7 @@
 """Runs in: hub.
 
-The case studies on SecGPT (the original four and the three ACE attacks):
+The case studies on SecGPT (the original four, the three ACE attacks, and MCP tool
+poisoning and shadowing):
 `python secgpt_case_studies.py [--case N | --all | --compare] [--isolation faithful|strict]`.
 """
 

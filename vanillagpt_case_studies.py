@@ -1,6 +1,7 @@
 """Runs in: vanillagpt.
 
-The case studies on VanillaGPT (the original four and the three ACE attacks):
+The case studies on VanillaGPT (the original four, the three ACE attacks, and MCP tool
+poisoning and shadowing):
 `python vanillagpt_case_studies.py [--case N | --all | --compare]`.
 """
 

@@ -1,12 +1,14 @@
 """Runs in: hub, vanillagpt (the evaluation's driver, beside the system under test).
 
-The seven case studies, run on SecGPT (in either isolation mode) or VanillaGPT, with
+The eight case studies, run on SecGPT (in either isolation mode) or VanillaGPT, with
 verdicts computed from what actually happened (``evaluation.case_verdicts``): the four of
-the original, and the three attacks the ACE paper (arXiv 2504.20984) published against
-IsolateGPT.
+the original, the three attacks the ACE paper (arXiv 2504.20984) published against
+IsolateGPT, and MCP tool poisoning and shadowing between two real MCP servers
+(evaluation/mcp_servers/), installed as apps the way a user installs one.
 
 Each case lives in one file (evaluation/attacker/, evaluation/ambiguity/): the apps
-installed (the original's format), the queries, the fixtures, and the script of
+installed (the original's format; MCP servers as ``case_study.mcp_servers``), the queries,
+the fixtures, and the script of
 the worst-case offline model: what a competent model does, plus what an obedient
 model does whenever the attack's trigger text is in its input. Nothing here or in
 the scripts depends on which system runs (each is driven through the session
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,9 +43,11 @@ CASE_FILES = {1: EVALUATION / "attacker" / "app_compromise.json", 2: EVALUATION 
               4: EVALUATION / "ambiguity" / "uncontrolled_system_alteration.json",
               5: EVALUATION / "attacker" / "execution_flow_disruption.json",
               6: EVALUATION / "attacker" / "execution_manager_hijack.json",
-              7: EVALUATION / "attacker" / "planner_manipulation.json"}
+              7: EVALUATION / "attacker" / "planner_manipulation.json",
+              8: EVALUATION / "attacker" / "mcp_tool_poisoning.json"}
 NAMES = {1: "App Compromise", 2: "Data Stealing", 3: "Inadvertent Data Exposure", 4: "Uncontrolled System Alteration",
-         5: "Execution Flow Disruption", 6: "Execution Manager Hijack", 7: "Planner Manipulation"}
+         5: "Execution Flow Disruption", 6: "Execution Manager Hijack", 7: "Planner Manipulation",
+         8: "MCP Tool Poisoning and Shadowing"}
 ORIGINAL_KEYS = ("available_functionalities", "installed_functionalities", "available_toolkits",
                  "installed_toolkits", "available_annotations", "enabled_annotations")
 
@@ -74,11 +78,14 @@ def load_case(number: int) -> dict:
 
 
 @contextmanager
-def case_world(case: dict) -> Iterator[Path]:
-    """A fresh data directory (and HOME) for one run, with the case's apps and fixtures."""
+def case_world(case: dict, launcher=None) -> Iterator[Path]:
+    """A fresh data directory (and HOME) for one run, with the case's apps and fixtures. The
+    case's MCP servers are installed as a user installs one (``hub.mcp_apps.install``: their
+    tools listed inside a confined spoke, pinned, enabled), for either system."""
     from helpers.tools.google.local_api import LocalGoogleAccount
     with scratch_data_dir("secgpt-case-") as data:
         (data / "functionalities.json").write_text(json.dumps({k: case[k] for k in ORIGINAL_KEYS if k in case}))
+        _install_mcp_servers(case["case_study"].get("mcp_servers", []), launcher)
         fixtures = case["case_study"].get("fixtures", {})
         account = LocalGoogleAccount(data / "google_local")
         for i, mail in enumerate(fixtures.get("emails", [])):
@@ -87,6 +94,19 @@ def case_world(case: dict) -> Iterator[Path]:
         for name, text in fixtures.get("documents", {}).items():
             account.add_document(name, text)
         yield data
+
+
+def _install_mcp_servers(servers: list[dict], launcher) -> None:
+    if not servers:
+        return
+    from helpers.sandbox.launcher import SpokeLauncher
+    from helpers.tools.mcp.link import McpServer
+    from hub.mcp_apps import install
+    with ExitStack() as stack:
+        runner = launcher or stack.enter_context(SpokeLauncher())
+        for server in servers:
+            install(server["name"], McpServer(python=server["python"]), description=server["description"],
+                    launcher=runner)
 
 
 def llm_for(case: dict, choice: str, data: Path) -> LLMConfig:
@@ -119,7 +139,7 @@ def run_case(number: int, system: str, llm_choice: str, consent: str, launcher=N
              isolation: IsolationMode = "faithful") -> Verdict:
     case = load_case(number)
     study = case["case_study"]
-    with case_world(case) as data:
+    with case_world(case, launcher) as data:
         llm = llm_for(case, llm_choice, data)
         emit: Emit = lambda kind, text: say(f"   [{kind}] {text}")  # noqa: E731
         session = SYSTEMS[system](llm, consent=consent, launcher=launcher, read=read, write=say, emit=emit,

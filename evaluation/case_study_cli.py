@@ -2,7 +2,7 @@
 
 The case-study programs: secgpt_case_studies.py and vanillagpt_case_studies.py.
 
-The original's menu (now 1-7, re-asked on invalid input), or --case N / --all, or
+The original's menu (now 1-8, re-asked on invalid input), or --case N / --all, or
 --compare: every case on VanillaGPT and on SecGPT in each isolation mode, with the
 user refusing what the plan did not expect and allowing everything, one side-by-side
 table, also written as JSON under evaluation/results/.
