@@ -207,6 +207,15 @@ def test_repository_packages_outside_the_code_dirs_refused(data_dir, module):
         module_read_paths(module)
 
 
+def test_the_repository_app_packages_get_their_own_directory_only(data_dir):
+    """evaluation.mcp_servers (case 8's MCP servers) is app code in the repository: its own
+    directory is granted, nothing else of evaluation/ (its other modules stay refused)."""
+    from helpers.tools.tool_importer import module_read_paths
+    assert module_read_paths("evaluation.mcp_servers.mail") == (paths.REPO_ROOT / "evaluation" / "mcp_servers",)
+    with pytest.raises(ConfigError, match="outside its code directories"):
+        module_read_paths("evaluation.case_studies")
+
+
 def test_project_and_installed_packages_accepted(data_dir, probes_dir, monkeypatch):
     """Project code and installed libraries need no grant (every spoke reads them); a package
     elsewhere on the path is granted the path's entry it lies in (the import lists it), and

@@ -89,6 +89,7 @@ SPOKE_PROGRAM = SpokeProgram(
         "langchain_core.messages", "langchain_core.tools", "langchain_core.language_models",
         "helpers.isc.channel", "helpers.sandbox.confine", "helpers.tools.app_module", "spoke.spoke", "spoke.tools",
         "spoke.hub_model",
+        "evaluation.mcp_servers",  # empty: app code kept in the repository (tool_importer.APP_PACKAGES_IN_REPO)
         # the Google apps' client stack (pure Python; imported once here instead of in every spoke)
         "httplib2", "googleapiclient.discovery", "googleapiclient.errors", "google_auth_httplib2",
         "google.oauth2.credentials", "google.auth.credentials",

@@ -174,6 +174,13 @@ def code_read_paths(manifest: AppManifest) -> tuple[Path, ...]:
     return module_read_paths(manifest.module) if manifest.module else ()
 
 
+# Packages of the repository, beside its code directories, that hold app code and nothing the hub
+# keeps from apps: the case studies' MCP servers. A spoke cannot list the repository's root, nor
+# evaluation/ (importing them would): the zygote imports these packages (empty) before it forks
+# (launcher.SPOKE_PROGRAM), and an app whose code is in one reads that package's directory only.
+APP_PACKAGES_IN_REPO = ("evaluation.mcp_servers",)
+
+
 def module_read_paths(module: str) -> tuple[Path, ...]:
     """The directory a spoke must read to import ``module``: nothing for a package every spoke
     reads already (helpers/ and spoke/, the interpreter's libraries), else the Python path's
@@ -185,6 +192,11 @@ def module_read_paths(module: str) -> tuple[Path, ...]:
     own writable directory in a spoke); a package inside the repository other than its code
     directories (data/ holds the OAuth client, keys and tokens, wherever the data directory
     points); a package in or around the data directory."""
+    for name in APP_PACKAGES_IN_REPO:
+        directory = paths.REPO_ROOT.joinpath(*name.split("."))
+        data = paths.data_dir()
+        if module.startswith(name + ".") and not (directory.is_relative_to(data) or data.is_relative_to(directory)):
+            return (directory,)
     top = module.split(".")[0]
     spec = importlib.util.find_spec(top)
     if spec is None or not spec.submodule_search_locations:
